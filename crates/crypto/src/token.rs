@@ -1,0 +1,152 @@
+//! Bearer tokens. A token is 256 random bits behind a prefix that names its kind and, for
+//! workspace tokens, its region (`ilk_eu_…`), so a request can be routed before any lookup.
+//! Only SHA-256 hashes of tokens are stored; tokens are high-entropy, so a slow hash adds
+//! nothing. Hashes are compared in constant time.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use interlock_domain::Region;
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+
+use crate::CryptoError;
+
+const API_PREFIX: &str = "ilk_";
+const OPERATOR_PREFIX: &str = "ilo_";
+
+/// The SHA-256 of a token: what the store keeps.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    pub fn of(token: &str) -> Self {
+        Self(crate::sha256(token.as_bytes()))
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Self)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Constant-time equality.
+    pub fn ct_eq(&self, other: &TokenHash) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl std::fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenHash(..)")
+    }
+}
+
+fn random_secret() -> Result<String, CryptoError> {
+    Ok(URL_SAFE_NO_PAD.encode(crate::random_bytes::<32>()?))
+}
+
+/// A workspace API token, shown once at creation.
+pub struct ApiToken(SecretString);
+
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiToken(<redacted>)")
+    }
+}
+
+impl ApiToken {
+    pub fn generate(region: Region) -> Result<Self, CryptoError> {
+        Ok(Self(SecretString::from(format!(
+            "{API_PREFIX}{}_{}",
+            region.as_str(),
+            random_secret()?
+        ))))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    pub fn hash(&self) -> TokenHash {
+        TokenHash::of(self.expose())
+    }
+
+    /// The region a presented token claims, if it has the workspace-token shape at all.
+    pub fn region_of(presented: &str) -> Option<Region> {
+        let rest = presented.strip_prefix(API_PREFIX)?;
+        let (region, secret) = rest.split_once('_')?;
+        if secret.len() != 43 {
+            return None;
+        }
+        region.parse().ok()
+    }
+}
+
+/// The operator's token: manages workspaces, reads no workspace data.
+pub struct OperatorToken(SecretString);
+
+impl std::fmt::Debug for OperatorToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OperatorToken(<redacted>)")
+    }
+}
+
+impl OperatorToken {
+    pub fn generate() -> Result<Self, CryptoError> {
+        Ok(Self(SecretString::from(format!(
+            "{OPERATOR_PREFIX}{}",
+            random_secret()?
+        ))))
+    }
+
+    /// Read back a token from its file contents.
+    pub fn from_file_contents(text: &str) -> Option<Self> {
+        let t = text.trim();
+        (t.starts_with(OPERATOR_PREFIX) && t.len() == OPERATOR_PREFIX.len() + 43)
+            .then(|| Self(SecretString::from(t.to_owned())))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    pub fn hash(&self) -> TokenHash {
+        TokenHash::of(self.expose())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_tokens_carry_region() {
+        for r in Region::ALL {
+            let t = ApiToken::generate(r).expect("rng");
+            assert_eq!(ApiToken::region_of(t.expose()), Some(r));
+        }
+        assert_eq!(ApiToken::region_of("ilk_us_short"), None);
+        assert_eq!(ApiToken::region_of("Bearer x"), None);
+        let op = OperatorToken::generate().expect("rng");
+        assert_eq!(ApiToken::region_of(op.expose()), None);
+    }
+
+    #[test]
+    fn hashes_compare() {
+        let t = ApiToken::generate(Region::Us).expect("rng");
+        assert!(t.hash().ct_eq(&TokenHash::of(t.expose())));
+        let u = ApiToken::generate(Region::Us).expect("rng");
+        assert!(!t.hash().ct_eq(&u.hash()));
+        assert!(!format!("{t:?}").contains(t.expose()));
+    }
+
+    #[test]
+    fn operator_token_file_round_trip() {
+        let t = OperatorToken::generate().expect("rng");
+        let back = OperatorToken::from_file_contents(&format!("{}\n", t.expose())).expect("parses");
+        assert!(back.hash().ct_eq(&t.hash()));
+        assert!(OperatorToken::from_file_contents("garbage").is_none());
+    }
+}

@@ -1,0 +1,20 @@
+//! Interlock's domain: the vocabulary every other layer speaks.
+//!
+//! This crate does no IO and knows nothing of HTTP, SQL or keys. It holds regions, typed
+//! identifiers that are parsed (never merely validated) at the edge, and validated inputs for
+//! customer data. A value of one of these types is proof that its checks ran.
+
+pub mod error;
+pub mod id;
+pub mod input;
+pub mod region;
+
+pub use error::DomainError;
+pub use id::{
+    AttachmentId, ContactId, ConversationId, EventId, PartId, SubjectKeyId, TeammateId, WorkspaceId,
+};
+pub use input::{
+    AttachmentName, Author, AuthorType, Body, ContactPatch, ContactRole, CustomAttributes, Email,
+    EventMetadata, EventName, ExternalId, NewContact, NewEvent, PersonName, Phone,
+};
+pub use region::Region;
