@@ -1,1 +1,70 @@
-//! placeholder
+//! Interlock's storage layer: one cell per region, each with its own database (a SQLite file
+//! or a PostgreSQL database), its own blob folder and its own master keys.
+//!
+//! Invariants this crate keeps:
+//! - It is the only crate that writes SQL, and every query names the workspace.
+//! - Personal and content fields are sealed (AES-256-GCM under the data subject's key) before
+//!   they are bound to a query or written to a blob; its public API takes and returns plaintext
+//!   domain values, so no caller can write plaintext by mistake.
+//! - Exact-match lookups go through blind indexes, never plaintext columns.
+//! - A write is acknowledged only after its transaction is durable.
+
+pub mod blobs;
+mod cache;
+pub mod cell;
+pub mod db;
+pub mod records;
+pub mod schema;
+
+pub use cell::{Cell, CellConfig};
+pub use db::{Backend, Writer, WriterStats};
+pub use records::*;
+
+use thiserror::Error;
+
+/// Errors of the storage layer. `Db` and `Io` carry the cause for logs; the HTTP layer maps
+/// them to a generic 500 and never shows their text.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("invalid input: {0}")]
+    Invalid(interlock_domain::DomainError),
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    #[error("integrity failure: a stored ciphertext did not decrypt")]
+    Integrity(#[source] interlock_crypto::CryptoError),
+    #[error("crypto error: {0}")]
+    Crypto(#[from] interlock_crypto::CryptoError),
+    #[error("database error: {0}")]
+    Db(#[source] sqlx::Error),
+    #[error("blob store error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("configuration error: {0}")]
+    Config(String),
+    #[error("the store is shutting down")]
+    Closed,
+}
+
+impl StoreError {
+    pub(crate) fn from_db(err: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &err {
+            match db.kind() {
+                sqlx::error::ErrorKind::UniqueViolation => {
+                    return StoreError::Conflict("unique_violation");
+                }
+                sqlx::error::ErrorKind::ForeignKeyViolation => return StoreError::NotFound,
+                _ => {}
+            }
+        }
+        StoreError::Db(err)
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,1278 @@
+//! A region's cell: its database, blob folder, master keys and key caches, and every operation
+//! on customer data. Each public function takes the workspace id; there is no way to read or
+//! write a record without naming its workspace.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use interlock_crypto::{Aad, AeadKey, ApiToken, KeyMaterial, Keyring, TokenHash, WorkspaceKeys};
+use interlock_domain::{
+    AttachmentId, AttachmentName, Author, AuthorType, Body, ContactId, ContactPatch, ContactRole,
+    ConversationId, DomainError, Email, EventId, ExternalId, NewContact, NewEvent, PartId, Region,
+    SubjectKeyId, WorkspaceId,
+};
+use serde_json::{Map, Value};
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+
+use crate::blobs::BlobStore;
+use crate::cache::BoundedCache;
+use crate::db::{self, Arg, Backend, Stmt, Writer};
+use crate::records::*;
+use crate::{StoreError, now_ms};
+
+/// Where a cell keeps its data.
+#[derive(Debug, Clone)]
+pub struct CellConfig {
+    pub region: Region,
+    pub backend: Backend,
+    pub key_dir: PathBuf,
+    pub blob_dir: PathBuf,
+}
+
+#[derive(Clone)]
+struct ConvMeta {
+    contact_id: ContactId,
+    subject_key_id: SubjectKeyId,
+}
+
+/// One region's store.
+pub struct Cell {
+    region: Region,
+    pool: AnyPool,
+    writer: Writer,
+    keyring: Arc<Keyring>,
+    blobs: BlobStore,
+    tokens: BoundedCache<[u8; 32], WorkspaceId>,
+    ws_keys: BoundedCache<(WorkspaceId, i64), Arc<WorkspaceKeys>>,
+    ws_version: BoundedCache<WorkspaceId, i64>,
+    subject_keys: BoundedCache<(WorkspaceId, SubjectKeyId), Arc<AeadKey>>,
+    conversations: BoundedCache<(WorkspaceId, ConversationId), ConvMeta>,
+}
+
+impl std::fmt::Debug for Cell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cell")
+            .field("region", &self.region)
+            .finish()
+    }
+}
+
+/// Largest page of a list.
+pub const MAX_PAGE: i64 = 100;
+
+fn ws_key_id(version: i64) -> String {
+    format!("ws/v{version}")
+}
+
+fn integrity(e: interlock_crypto::CryptoError) -> StoreError {
+    StoreError::Integrity(e)
+}
+
+fn text(bytes: &[u8]) -> Result<String, StoreError> {
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| StoreError::Integrity(interlock_crypto::CryptoError::Malformed))
+}
+
+fn col<T>(row: &AnyRow, name: &str) -> Result<T, StoreError>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    row.try_get::<T, _>(name).map_err(StoreError::Db)
+}
+
+fn parse_id<T>(r: Result<T, DomainError>) -> Result<T, StoreError> {
+    r.map_err(|_| StoreError::Integrity(interlock_crypto::CryptoError::Malformed))
+}
+
+/// Seals and opens the fields of one record under one key.
+struct Sealer<'a> {
+    key: &'a AeadKey,
+    ws: &'a WorkspaceId,
+    table: &'static str,
+    record: &'a str,
+    key_id: &'a str,
+}
+
+impl Sealer<'_> {
+    fn aad(&self, field: &str) -> Aad {
+        Aad::new(
+            self.ws.as_str(),
+            self.table,
+            self.record,
+            field,
+            self.key_id,
+        )
+    }
+
+    fn seal(&self, field: &str, plaintext: &[u8]) -> Result<Vec<u8>, StoreError> {
+        Ok(self.key.seal(&self.aad(field), plaintext)?)
+    }
+
+    fn seal_opt(
+        &self,
+        field: &str,
+        plaintext: Option<&str>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        plaintext
+            .map(|p| self.seal(field, p.as_bytes()))
+            .transpose()
+    }
+
+    fn open_text(&self, field: &str, sealed: &[u8]) -> Result<String, StoreError> {
+        let pt = self.key.open(&self.aad(field), sealed).map_err(integrity)?;
+        text(&pt)
+    }
+
+    fn open_opt(&self, field: &str, sealed: Option<Vec<u8>>) -> Result<Option<String>, StoreError> {
+        sealed.map(|s| self.open_text(field, &s)).transpose()
+    }
+
+    fn open_json(&self, field: &str, sealed: &[u8]) -> Result<Map<String, Value>, StoreError> {
+        let pt = self.key.open(&self.aad(field), sealed).map_err(integrity)?;
+        serde_json::from_slice(&pt)
+            .map_err(|_| StoreError::Integrity(interlock_crypto::CryptoError::Malformed))
+    }
+}
+
+impl Cell {
+    /// Open (creating if needed) a region's store, keys and blob folder.
+    pub async fn open(cfg: CellConfig) -> Result<Self, StoreError> {
+        let keyring = Arc::new(Keyring::open_or_create(&cfg.key_dir, cfg.region)?);
+        let blobs = BlobStore::new(cfg.blob_dir.clone())?;
+        let (pool, writer) = db::open(&cfg.backend).await?;
+        Ok(Self {
+            region: cfg.region,
+            pool,
+            writer,
+            keyring,
+            blobs,
+            tokens: BoundedCache::new(100_000),
+            ws_keys: BoundedCache::new(100_000),
+            ws_version: BoundedCache::new(100_000),
+            subject_keys: BoundedCache::new(200_000),
+            conversations: BoundedCache::new(200_000),
+        })
+    }
+
+    pub fn region(&self) -> Region {
+        self.region
+    }
+
+    pub fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    /// The reader pool, for benchmarks and tests that must look at raw rows.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    /// Close connections (and let SQLite checkpoint its WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A cheap round trip to the database.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(StoreError::Db)
+    }
+
+    fn check_region(&self, ws: &WorkspaceId) -> Result<(), StoreError> {
+        // Routing sends a workspace only to its own cell; refuse anything else outright.
+        if ws.region() != self.region {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- keys
+
+    async fn workspace_keys(
+        &self,
+        ws: &WorkspaceId,
+        version: i64,
+    ) -> Result<Arc<WorkspaceKeys>, StoreError> {
+        if let Some(k) = self.ws_keys.get(&(ws.clone(), version)) {
+            return Ok(k);
+        }
+        let row = sqlx::query(
+            "SELECT master_version, wrapped FROM workspace_keys WHERE workspace_id = $1 AND version = $2",
+        )
+        .bind(ws.as_str())
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::Db)?
+        .ok_or(StoreError::NotFound)?;
+        let master_version: i64 = col(&row, "master_version")?;
+        let wrapped: Vec<u8> = col(&row, "wrapped")?;
+        let master = self.keyring.get(master_version)?;
+        let material = master
+            .unwrap_workspace_key(ws.as_str(), version, &wrapped)
+            .map_err(integrity)?;
+        let keys = Arc::new(WorkspaceKeys::derive(&material, version)?);
+        self.ws_keys.insert((ws.clone(), version), keys.clone());
+        Ok(keys)
+    }
+
+    async fn current_workspace_keys(
+        &self,
+        ws: &WorkspaceId,
+    ) -> Result<Arc<WorkspaceKeys>, StoreError> {
+        let version = match self.ws_version.get(ws) {
+            Some(v) => v,
+            None => {
+                let v: i64 = sqlx::query_scalar("SELECT key_version FROM workspaces WHERE id = $1")
+                    .bind(ws.as_str())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(StoreError::Db)?
+                    .ok_or(StoreError::NotFound)?;
+                self.ws_version.insert(ws.clone(), v);
+                v
+            }
+        };
+        self.workspace_keys(ws, version).await
+    }
+
+    fn subject_key_aad(ws: &WorkspaceId, id: &SubjectKeyId, ws_version: i64) -> Aad {
+        Aad::new(
+            ws.as_str(),
+            "subject_keys",
+            id.as_str(),
+            "key",
+            &ws_key_id(ws_version),
+        )
+    }
+
+    /// A fresh subject key and the statement that stores it (wrapped).
+    async fn new_subject_key(
+        &self,
+        ws: &WorkspaceId,
+    ) -> Result<(SubjectKeyId, Arc<AeadKey>, Stmt), StoreError> {
+        let wk = self.current_workspace_keys(ws).await?;
+        let id = SubjectKeyId::new();
+        let material = KeyMaterial::generate()?;
+        let wrapped = wk
+            .aead
+            .wrap(&Self::subject_key_aad(ws, &id, wk.version), &material)?;
+        let key = Arc::new(AeadKey::new(&material)?);
+        let stmt = Stmt::new(
+            "INSERT INTO subject_keys (workspace_id, id, ws_key_version, wrapped, created_at) VALUES ($1, $2, $3, $4, $5)",
+            vec![
+                Arg::Text(ws.to_string()),
+                Arg::Text(id.to_string()),
+                Arg::Int(wk.version),
+                Arg::Bytes(wrapped),
+                Arg::Int(now_ms()),
+            ],
+        );
+        Ok((id, key, stmt))
+    }
+
+    async fn subject_key(
+        &self,
+        ws: &WorkspaceId,
+        id: &SubjectKeyId,
+    ) -> Result<Arc<AeadKey>, StoreError> {
+        let cache_key = (ws.clone(), id.clone());
+        if let Some(k) = self.subject_keys.get(&cache_key) {
+            return Ok(k);
+        }
+        let row = sqlx::query(
+            "SELECT ws_key_version, wrapped FROM subject_keys WHERE workspace_id = $1 AND id = $2",
+        )
+        .bind(ws.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::Db)?
+        .ok_or(StoreError::NotFound)?;
+        let version: i64 = col(&row, "ws_key_version")?;
+        let wrapped: Vec<u8> = col(&row, "wrapped")?;
+        let wk = self.workspace_keys(ws, version).await?;
+        let material = wk
+            .aead
+            .unwrap_key(&Self::subject_key_aad(ws, id, version), &wrapped)
+            .map_err(integrity)?;
+        let key = Arc::new(AeadKey::new(&material)?);
+        self.subject_keys.insert(cache_key, key.clone());
+        Ok(key)
+    }
+
+    /// Rotate the region's master key: write a new key version and re-wrap every workspace key
+    /// under it. Data is not rewritten. Returns the new version and how many keys were re-wrapped.
+    pub async fn rotate_master_key(&self) -> Result<(i64, u64), StoreError> {
+        let new_version = self.keyring.rotate()?;
+        let master = self.keyring.get(new_version)?;
+        let rows = sqlx::query(
+            "SELECT workspace_id, version, master_version, wrapped FROM workspace_keys WHERE master_version <> $1",
+        )
+        .bind(new_version)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Db)?;
+        let mut count = 0u64;
+        for chunk in rows.chunks(500) {
+            let mut unit = Vec::with_capacity(chunk.len());
+            for row in chunk {
+                let ws: String = col(row, "workspace_id")?;
+                let version: i64 = col(row, "version")?;
+                let old: i64 = col(row, "master_version")?;
+                let wrapped: Vec<u8> = col(row, "wrapped")?;
+                let material = self
+                    .keyring
+                    .get(old)?
+                    .unwrap_workspace_key(&ws, version, &wrapped)
+                    .map_err(integrity)?;
+                let rewrapped = master.wrap_workspace_key(&ws, version, &material)?;
+                unit.push(
+                    Stmt::new(
+                        "UPDATE workspace_keys SET master_version = $1, wrapped = $2 WHERE workspace_id = $3 AND version = $4 AND master_version = $5",
+                        vec![
+                            Arg::Int(new_version),
+                            Arg::Bytes(rewrapped),
+                            Arg::Text(ws),
+                            Arg::Int(version),
+                            Arg::Int(old),
+                        ],
+                    )
+                    .expect(1),
+                );
+            }
+            count += unit.len() as u64;
+            self.writer.write(unit).await?;
+        }
+        Ok((new_version, count))
+    }
+
+    /// How many workspace keys are still wrapped under a master key version.
+    pub async fn keys_under_master(&self, version: i64) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM workspace_keys WHERE master_version = $1")
+            .bind(version)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::Db)
+    }
+
+    /// Delete an old master key version once nothing is wrapped under it.
+    pub async fn retire_master_key(&self, version: i64) -> Result<(), StoreError> {
+        if self.keys_under_master(version).await? > 0 {
+            return Err(StoreError::Conflict("master_key_in_use"));
+        }
+        self.keyring.retire(version)?;
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- workspaces
+
+    /// Create a workspace with its key and a first full-access API token (returned once).
+    pub async fn create_workspace(&self, name: &str) -> Result<(Workspace, ApiToken), StoreError> {
+        let id = WorkspaceId::new(self.region);
+        let now = now_ms();
+        let material = KeyMaterial::generate()?;
+        let master = self.keyring.active()?;
+        let wrapped = master.wrap_workspace_key(id.as_str(), 1, &material)?;
+        let keys = WorkspaceKeys::derive(&material, 1)?;
+        let name_ct = Sealer {
+            key: &keys.aead,
+            ws: &id,
+            table: "workspaces",
+            record: id.as_str(),
+            key_id: &ws_key_id(1),
+        }
+        .seal("name", name.as_bytes())?;
+        let token = ApiToken::generate(self.region)?;
+        let unit = vec![
+            Stmt::new(
+                "INSERT INTO workspaces (id, region, name_ct, key_version, created_at) VALUES ($1, $2, $3, 1, $4)",
+                vec![
+                    Arg::Text(id.to_string()),
+                    Arg::Text(self.region.to_string()),
+                    Arg::Bytes(name_ct),
+                    Arg::Int(now),
+                ],
+            ),
+            Stmt::new(
+                "INSERT INTO workspace_keys (workspace_id, version, master_version, wrapped, created_at) VALUES ($1, 1, $2, $3, $4)",
+                vec![
+                    Arg::Text(id.to_string()),
+                    Arg::Int(master.version),
+                    Arg::Bytes(wrapped),
+                    Arg::Int(now),
+                ],
+            ),
+            Stmt::new(
+                "INSERT INTO api_tokens (token_hash, workspace_id, created_at) VALUES ($1, $2, $3)",
+                vec![
+                    Arg::Bytes(token.hash().as_bytes().to_vec()),
+                    Arg::Text(id.to_string()),
+                    Arg::Int(now),
+                ],
+            ),
+        ];
+        self.writer.write(unit).await?;
+        self.ws_keys.insert((id.clone(), 1), Arc::new(keys));
+        self.ws_version.insert(id.clone(), 1);
+        Ok((
+            Workspace {
+                id,
+                name: name.to_owned(),
+                region: self.region,
+                created_at: now,
+            },
+            token,
+        ))
+    }
+
+    /// Workspaces of this region, names decrypted, in creation order.
+    pub async fn list_workspaces(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Page<Workspace>, StoreError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let rows = sqlx::query(
+            "SELECT id, name_ct, created_at FROM workspaces WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after.unwrap_or(""))
+        .bind(limit + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Db)?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows.iter().take(limit as usize) {
+            let id = parse_id(WorkspaceId::parse(&col::<String>(row, "id")?))?;
+            let keys = self.workspace_keys(&id, 1).await?;
+            let name_ct: Vec<u8> = col(row, "name_ct")?;
+            let name = Sealer {
+                key: &keys.aead,
+                ws: &id,
+                table: "workspaces",
+                record: id.as_str(),
+                key_id: &ws_key_id(1),
+            }
+            .open_text("name", &name_ct)?;
+            items.push(Workspace {
+                region: self.region,
+                created_at: col(row, "created_at")?,
+                id,
+                name,
+            });
+        }
+        let next_after = (rows.len() as i64 > limit)
+            .then(|| items.last().map(|w| w.id.to_string()))
+            .flatten();
+        Ok(Page { items, next_after })
+    }
+
+    /// The workspace a presented API token belongs to, if any.
+    pub async fn authenticate(&self, presented: &str) -> Result<Option<WorkspaceId>, StoreError> {
+        let hash = TokenHash::of(presented);
+        if let Some(ws) = self.tokens.get(hash.as_bytes()) {
+            return Ok(Some(ws));
+        }
+        let ws: Option<String> =
+            sqlx::query_scalar("SELECT workspace_id FROM api_tokens WHERE token_hash = $1")
+                .bind(hash.as_bytes().as_slice())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::Db)?;
+        let Some(ws) = ws else { return Ok(None) };
+        let ws = parse_id(WorkspaceId::parse(&ws))?;
+        self.tokens.insert(*hash.as_bytes(), ws.clone());
+        Ok(Some(ws))
+    }
+
+    // ---------------------------------------------------------------- contacts
+
+    fn contact_sealer<'a>(
+        key: &'a AeadKey,
+        ws: &'a WorkspaceId,
+        id: &'a str,
+        skid: &'a str,
+    ) -> Sealer<'a> {
+        Sealer {
+            key,
+            ws,
+            table: "contacts",
+            record: id,
+            key_id: skid,
+        }
+    }
+
+    pub async fn create_contact(
+        &self,
+        ws: &WorkspaceId,
+        input: NewContact,
+    ) -> Result<Contact, StoreError> {
+        self.check_region(ws)?;
+        let wk = self.current_workspace_keys(ws).await?;
+        let (skid, key, key_stmt) = self.new_subject_key(ws).await?;
+        let id = ContactId::new();
+        let now = now_ms();
+        let s = Self::contact_sealer(&key, ws, id.as_str(), skid.as_str());
+        let ext = input.external_id.as_ref().map(ExternalId::as_str);
+        let email = input.email.as_ref().map(Email::as_str);
+        let name = input.name.as_ref().map(|n| n.as_str());
+        let phone = input.phone.as_ref().map(|p| p.as_str());
+        let attrs = serde_json::to_vec(input.custom_attributes.as_map())
+            .map_err(|_| StoreError::Config("attributes".into()))?;
+        let stmt = Stmt::new(
+            "INSERT INTO contacts (workspace_id, id, role, subject_key_id, external_id_ct, external_id_bidx, email_ct, email_bidx, name_ct, phone_ct, custom_attributes_ct, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+            vec![
+                Arg::Text(ws.to_string()),
+                Arg::Text(id.to_string()),
+                Arg::Text(input.role.as_str().to_owned()),
+                Arg::Text(skid.to_string()),
+                Arg::OptBytes(s.seal_opt("external_id", ext)?),
+                Arg::OptBytes(ext.map(|v| wk.blind.index("external_id", v))),
+                Arg::OptBytes(s.seal_opt("email", email)?),
+                Arg::OptBytes(email.map(|v| wk.blind.index("email", v))),
+                Arg::OptBytes(s.seal_opt("name", name)?),
+                Arg::OptBytes(s.seal_opt("phone", phone)?),
+                Arg::Bytes(s.seal("custom_attributes", &attrs)?),
+                Arg::Int(now),
+            ],
+        );
+        match self.writer.write(vec![key_stmt, stmt]).await {
+            Err(StoreError::Conflict(_)) => return Err(StoreError::Conflict("external_id_taken")),
+            other => other?,
+        }
+        self.subject_keys.insert((ws.clone(), skid), key);
+        Ok(Contact {
+            id,
+            role: input.role,
+            external_id: ext.map(str::to_owned),
+            email: email.map(str::to_owned),
+            name: name.map(str::to_owned),
+            phone: phone.map(str::to_owned),
+            custom_attributes: input.custom_attributes.into_map(),
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    async fn decode_contact(&self, ws: &WorkspaceId, row: &AnyRow) -> Result<Contact, StoreError> {
+        let id: String = col(row, "id")?;
+        let skid = parse_id(SubjectKeyId::parse(&col::<String>(row, "subject_key_id")?))?;
+        let key = self.subject_key(ws, &skid).await?;
+        let s = Self::contact_sealer(&key, ws, &id, skid.as_str());
+        Ok(Contact {
+            role: parse_id(ContactRole::parse(&col::<String>(row, "role")?))?,
+            external_id: s.open_opt("external_id", col(row, "external_id_ct")?)?,
+            email: s.open_opt("email", col(row, "email_ct")?)?,
+            name: s.open_opt("name", col(row, "name_ct")?)?,
+            phone: s.open_opt("phone", col(row, "phone_ct")?)?,
+            custom_attributes: s.open_json(
+                "custom_attributes",
+                &col::<Vec<u8>>(row, "custom_attributes_ct")?,
+            )?,
+            created_at: col(row, "created_at")?,
+            updated_at: col(row, "updated_at")?,
+            id: parse_id(ContactId::parse(&id))?,
+        })
+    }
+
+    async fn contact_row(&self, ws: &WorkspaceId, id: &ContactId) -> Result<AnyRow, StoreError> {
+        self.check_region(ws)?;
+        sqlx::query(CONTACT_BY_ID)
+            .bind(ws.as_str())
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::Db)?
+            .ok_or(StoreError::NotFound)
+    }
+
+    pub async fn get_contact(
+        &self,
+        ws: &WorkspaceId,
+        id: &ContactId,
+    ) -> Result<Contact, StoreError> {
+        let row = self.contact_row(ws, id).await?;
+        self.decode_contact(ws, &row).await
+    }
+
+    /// The subject key id of a contact (for conversations and events about them).
+    async fn contact_subject(
+        &self,
+        ws: &WorkspaceId,
+        id: &ContactId,
+    ) -> Result<SubjectKeyId, StoreError> {
+        self.check_region(ws)?;
+        let skid: String = sqlx::query_scalar(
+            "SELECT subject_key_id FROM contacts WHERE workspace_id = $1 AND id = $2",
+        )
+        .bind(ws.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::Db)?
+        .ok_or(StoreError::NotFound)?;
+        parse_id(SubjectKeyId::parse(&skid))
+    }
+
+    pub async fn update_contact(
+        &self,
+        ws: &WorkspaceId,
+        id: &ContactId,
+        patch: ContactPatch,
+    ) -> Result<Contact, StoreError> {
+        let row = self.contact_row(ws, id).await?;
+        let current = self.decode_contact(ws, &row).await?;
+        let updated_at_before: i64 = col(&row, "updated_at")?;
+        let skid = parse_id(SubjectKeyId::parse(&col::<String>(&row, "subject_key_id")?))?;
+        let key = self.subject_key(ws, &skid).await?;
+        let wk = self.current_workspace_keys(ws).await?;
+        let pick = |p: Option<Option<String>>, cur: Option<String>| match p {
+            Some(v) => v,
+            None => cur,
+        };
+        let next = Contact {
+            id: current.id.clone(),
+            role: patch.role.unwrap_or(current.role),
+            external_id: pick(
+                patch.external_id.map(|o| o.map(ExternalId::into_string)),
+                current.external_id,
+            ),
+            email: pick(
+                patch.email.map(|o| o.map(|e| e.as_str().to_owned())),
+                current.email,
+            ),
+            name: pick(
+                patch.name.map(|o| o.map(|n| n.as_str().to_owned())),
+                current.name,
+            ),
+            phone: pick(
+                patch.phone.map(|o| o.map(|p| p.as_str().to_owned())),
+                current.phone,
+            ),
+            custom_attributes: match patch.custom_attributes {
+                Some(a) => a.into_map(),
+                None => current.custom_attributes,
+            },
+            created_at: current.created_at,
+            updated_at: now_ms().max(updated_at_before + 1),
+        };
+        if next.role == ContactRole::User && next.external_id.is_none() && next.email.is_none() {
+            return Err(StoreError::Invalid(DomainError::new(
+                "role",
+                "user_needs_identifier",
+                "a contact with role user needs an external_id or an email",
+            )));
+        }
+        let s = Self::contact_sealer(&key, ws, id.as_str(), skid.as_str());
+        let attrs = serde_json::to_vec(&next.custom_attributes)
+            .map_err(|_| StoreError::Config("attributes".into()))?;
+        // The WHERE on updated_at makes a concurrent update lose cleanly instead of silently
+        // overwriting: exactly one row must change.
+        let stmt = Stmt::new(
+            "UPDATE contacts SET role = $3, external_id_ct = $4, external_id_bidx = $5, email_ct = $6, email_bidx = $7, name_ct = $8, phone_ct = $9, custom_attributes_ct = $10, updated_at = $11 WHERE workspace_id = $1 AND id = $2 AND updated_at = $12",
+            vec![
+                Arg::Text(ws.to_string()),
+                Arg::Text(id.to_string()),
+                Arg::Text(next.role.as_str().to_owned()),
+                Arg::OptBytes(s.seal_opt("external_id", next.external_id.as_deref())?),
+                Arg::OptBytes(next.external_id.as_deref().map(|v| wk.blind.index("external_id", v))),
+                Arg::OptBytes(s.seal_opt("email", next.email.as_deref())?),
+                Arg::OptBytes(next.email.as_deref().map(|v| wk.blind.index("email", v))),
+                Arg::OptBytes(s.seal_opt("name", next.name.as_deref())?),
+                Arg::OptBytes(s.seal_opt("phone", next.phone.as_deref())?),
+                Arg::Bytes(s.seal("custom_attributes", &attrs)?),
+                Arg::Int(next.updated_at),
+                Arg::Int(updated_at_before),
+            ],
+        )
+        .expect(1);
+        match self.writer.write(vec![stmt]).await {
+            Err(StoreError::Conflict(_)) => Err(StoreError::Conflict("external_id_taken")),
+            Err(StoreError::NotFound) => Err(StoreError::Conflict("concurrent_update")),
+            Err(e) => Err(e),
+            Ok(()) => Ok(next),
+        }
+    }
+
+    /// Contacts whose email (normalised) or external id matches exactly, via blind index.
+    pub async fn find_contacts(
+        &self,
+        ws: &WorkspaceId,
+        email: Option<&Email>,
+        external_id: Option<&ExternalId>,
+    ) -> Result<Vec<Contact>, StoreError> {
+        self.check_region(ws)?;
+        let wk = self.current_workspace_keys(ws).await?;
+        let rows = match (email, external_id) {
+            (Some(e), _) => {
+                sqlx::query(CONTACT_BY_EMAIL)
+                    .bind(ws.as_str())
+                    .bind(wk.blind.index("email", e.as_str()))
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            (None, Some(x)) => {
+                sqlx::query(CONTACT_BY_EXTERNAL_ID)
+                    .bind(ws.as_str())
+                    .bind(wk.blind.index("external_id", x.as_str()))
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            (None, None) => return Ok(Vec::new()),
+        }
+        .map_err(StoreError::Db)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let c = self.decode_contact(ws, row).await?;
+            // Both filters given: both must match.
+            if let (Some(_), Some(x)) = (email, external_id)
+                && c.external_id.as_deref() != Some(x.as_str())
+            {
+                continue;
+            }
+            out.push(c);
+        }
+        Ok(out)
+    }
+
+    pub async fn list_contacts(
+        &self,
+        ws: &WorkspaceId,
+        after: Option<&ContactId>,
+        limit: i64,
+    ) -> Result<Page<Contact>, StoreError> {
+        self.check_region(ws)?;
+        let limit = limit.clamp(1, MAX_PAGE);
+        let rows = sqlx::query(CONTACT_LIST)
+            .bind(ws.as_str())
+            .bind(after.map(ContactId::as_str).unwrap_or(""))
+            .bind(limit + 1)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::Db)?;
+        let mut items = Vec::new();
+        for row in rows.iter().take(limit as usize) {
+            items.push(self.decode_contact(ws, row).await?);
+        }
+        let next_after = (rows.len() as i64 > limit)
+            .then(|| items.last().map(|c| c.id.to_string()))
+            .flatten();
+        Ok(Page { items, next_after })
+    }
+
+    // ---------------------------------------------------------------- conversations
+
+    fn part_sealer<'a>(
+        key: &'a AeadKey,
+        ws: &'a WorkspaceId,
+        id: &'a str,
+        skid: &'a str,
+    ) -> Sealer<'a> {
+        Sealer {
+            key,
+            ws,
+            table: "conversation_parts",
+            record: id,
+            key_id: skid,
+        }
+    }
+
+    fn part_stmt(
+        &self,
+        ws: &WorkspaceId,
+        conversation: &ConversationId,
+        key: &AeadKey,
+        skid: &SubjectKeyId,
+        author: &Author,
+        body: &Body,
+        now: i64,
+    ) -> Result<(PartId, Stmt), StoreError> {
+        let id = PartId::new();
+        let body_ct = Self::part_sealer(key, ws, id.as_str(), skid.as_str())
+            .seal("body", body.as_str().as_bytes())?;
+        Ok((
+            id.clone(),
+            Stmt::new(
+                "INSERT INTO conversation_parts (workspace_id, id, conversation_id, author_type, author_id, body_ct, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                vec![
+                    Arg::Text(ws.to_string()),
+                    Arg::Text(id.to_string()),
+                    Arg::Text(conversation.to_string()),
+                    Arg::Text(author.kind.as_str().to_owned()),
+                    Arg::Text(author.id.clone()),
+                    Arg::Bytes(body_ct),
+                    Arg::Int(now),
+                ],
+            ),
+        ))
+    }
+
+    /// Start a conversation for a contact; `body` is its first part, written by the contact.
+    pub async fn create_conversation(
+        &self,
+        ws: &WorkspaceId,
+        contact_id: &ContactId,
+        body: &Body,
+    ) -> Result<Conversation, StoreError> {
+        let skid = self.contact_subject(ws, contact_id).await?;
+        let key = self.subject_key(ws, &skid).await?;
+        let id = ConversationId::new();
+        let now = now_ms();
+        let author = Author {
+            kind: AuthorType::Contact,
+            id: contact_id.to_string(),
+        };
+        let (part_id, part) = self.part_stmt(ws, &id, &key, &skid, &author, body, now)?;
+        let conv = Stmt::new(
+            "INSERT INTO conversations (workspace_id, id, contact_id, subject_key_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
+            vec![
+                Arg::Text(ws.to_string()),
+                Arg::Text(id.to_string()),
+                Arg::Text(contact_id.to_string()),
+                Arg::Text(skid.to_string()),
+                Arg::Int(now),
+            ],
+        );
+        self.writer.write(vec![conv, part]).await?;
+        self.conversations.insert(
+            (ws.clone(), id.clone()),
+            ConvMeta {
+                contact_id: contact_id.clone(),
+                subject_key_id: skid,
+            },
+        );
+        Ok(Conversation {
+            id,
+            contact_id: contact_id.clone(),
+            created_at: now,
+            updated_at: now,
+            parts: vec![Part {
+                id: part_id,
+                author_type: AuthorType::Contact,
+                author_id: contact_id.to_string(),
+                body: body.as_str().to_owned(),
+                created_at: now,
+            }],
+        })
+    }
+
+    async fn conversation_meta(
+        &self,
+        ws: &WorkspaceId,
+        id: &ConversationId,
+    ) -> Result<ConvMeta, StoreError> {
+        self.check_region(ws)?;
+        let cache_key = (ws.clone(), id.clone());
+        if let Some(m) = self.conversations.get(&cache_key) {
+            return Ok(m);
+        }
+        let row = sqlx::query(
+            "SELECT contact_id, subject_key_id FROM conversations WHERE workspace_id = $1 AND id = $2",
+        )
+        .bind(ws.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::Db)?
+        .ok_or(StoreError::NotFound)?;
+        let meta = ConvMeta {
+            contact_id: parse_id(ContactId::parse(&col::<String>(&row, "contact_id")?))?,
+            subject_key_id: parse_id(SubjectKeyId::parse(&col::<String>(&row, "subject_key_id")?))?,
+        };
+        self.conversations.insert(cache_key, meta.clone());
+        Ok(meta)
+    }
+
+    /// Append a part to a conversation. A contact author must be the conversation's contact.
+    pub async fn add_part(
+        &self,
+        ws: &WorkspaceId,
+        conversation: &ConversationId,
+        author: &Author,
+        body: &Body,
+    ) -> Result<Part, StoreError> {
+        let meta = self.conversation_meta(ws, conversation).await?;
+        if author.kind == AuthorType::Contact && author.id != meta.contact_id.as_str() {
+            return Err(StoreError::Invalid(DomainError::new(
+                "author.id",
+                "author_not_in_conversation",
+                "a contact author must be the conversation's contact",
+            )));
+        }
+        let key = self.subject_key(ws, &meta.subject_key_id).await?;
+        let now = now_ms();
+        let (id, part) = self.part_stmt(
+            ws,
+            conversation,
+            &key,
+            &meta.subject_key_id,
+            author,
+            body,
+            now,
+        )?;
+        let touch = Stmt::new(
+            "UPDATE conversations SET updated_at = $3 WHERE workspace_id = $1 AND id = $2",
+            vec![
+                Arg::Text(ws.to_string()),
+                Arg::Text(conversation.to_string()),
+                Arg::Int(now),
+            ],
+        )
+        .expect(1);
+        self.writer.write(vec![part, touch]).await?;
+        Ok(Part {
+            id,
+            author_type: author.kind,
+            author_id: author.id.clone(),
+            body: body.as_str().to_owned(),
+            created_at: now,
+        })
+    }
+
+    pub async fn get_conversation(
+        &self,
+        ws: &WorkspaceId,
+        id: &ConversationId,
+    ) -> Result<Conversation, StoreError> {
+        self.check_region(ws)?;
+        let row = sqlx::query(
+            "SELECT id, contact_id, subject_key_id, created_at, updated_at FROM conversations WHERE workspace_id = $1 AND id = $2",
+        )
+        .bind(ws.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::Db)?
+        .ok_or(StoreError::NotFound)?;
+        let skid = parse_id(SubjectKeyId::parse(&col::<String>(&row, "subject_key_id")?))?;
+        let key = self.subject_key(ws, &skid).await?;
+        let part_rows = sqlx::query(
+            "SELECT id, author_type, author_id, body_ct, created_at FROM conversation_parts WHERE workspace_id = $1 AND conversation_id = $2 ORDER BY id",
+        )
+        .bind(ws.as_str())
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Db)?;
+        let mut parts = Vec::with_capacity(part_rows.len());
+        for p in &part_rows {
+            let pid: String = col(p, "id")?;
+            let body = Self::part_sealer(&key, ws, &pid, skid.as_str())
+                .open_text("body", &col::<Vec<u8>>(p, "body_ct")?)?;
+            parts.push(Part {
+                id: parse_id(PartId::parse(&pid))?,
+                author_type: parse_id(AuthorType::parse(&col::<String>(p, "author_type")?))?,
+                author_id: col(p, "author_id")?,
+                body,
+                created_at: col(p, "created_at")?,
+            });
+        }
+        Ok(Conversation {
+            id: id.clone(),
+            contact_id: parse_id(ContactId::parse(&col::<String>(&row, "contact_id")?))?,
+            created_at: col(&row, "created_at")?,
+            updated_at: col(&row, "updated_at")?,
+            parts,
+        })
+    }
+
+    pub async fn list_conversations(
+        &self,
+        ws: &WorkspaceId,
+        contact_id: Option<&ContactId>,
+        after: Option<&ConversationId>,
+        limit: i64,
+    ) -> Result<Page<Conversation>, StoreError> {
+        self.check_region(ws)?;
+        let limit = limit.clamp(1, MAX_PAGE);
+        let after = after.map(ConversationId::as_str).unwrap_or("");
+        let rows = match contact_id {
+            Some(c) => sqlx::query(
+                "SELECT id, contact_id, created_at, updated_at FROM conversations WHERE workspace_id = $1 AND contact_id = $2 AND id > $3 ORDER BY id LIMIT $4",
+            )
+            .bind(ws.as_str())
+            .bind(c.as_str())
+            .bind(after)
+            .bind(limit + 1)
+            .fetch_all(&self.pool)
+            .await,
+            None => sqlx::query(
+                "SELECT id, contact_id, created_at, updated_at FROM conversations WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+            )
+            .bind(ws.as_str())
+            .bind(after)
+            .bind(limit + 1)
+            .fetch_all(&self.pool)
+            .await,
+        }
+        .map_err(StoreError::Db)?;
+        let mut items = Vec::new();
+        for row in rows.iter().take(limit as usize) {
+            items.push(Conversation {
+                id: parse_id(ConversationId::parse(&col::<String>(row, "id")?))?,
+                contact_id: parse_id(ContactId::parse(&col::<String>(row, "contact_id")?))?,
+                created_at: col(row, "created_at")?,
+                updated_at: col(row, "updated_at")?,
+                parts: Vec::new(),
+            });
+        }
+        let next_after = (rows.len() as i64 > limit)
+            .then(|| items.last().map(|c| c.id.to_string()))
+            .flatten();
+        Ok(Page { items, next_after })
+    }
+
+    // ---------------------------------------------------------------- events
+
+    fn event_sealer<'a>(
+        key: &'a AeadKey,
+        ws: &'a WorkspaceId,
+        id: &'a str,
+        skid: &'a str,
+    ) -> Sealer<'a> {
+        Sealer {
+            key,
+            ws,
+            table: "events",
+            record: id,
+            key_id: skid,
+        }
+    }
+
+    pub async fn create_event(
+        &self,
+        ws: &WorkspaceId,
+        input: NewEvent,
+    ) -> Result<Event, StoreError> {
+        let skid = self.contact_subject(ws, &input.contact_id).await?;
+        let key = self.subject_key(ws, &skid).await?;
+        let id = EventId::new();
+        let now = now_ms();
+        let s = Self::event_sealer(&key, ws, id.as_str(), skid.as_str());
+        let meta = serde_json::to_vec(input.metadata.as_map())
+            .map_err(|_| StoreError::Config("metadata".into()))?;
+        let stmt = Stmt::new(
+            "INSERT INTO events (workspace_id, id, contact_id, subject_key_id, name_ct, metadata_ct, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            vec![
+                Arg::Text(ws.to_string()),
+                Arg::Text(id.to_string()),
+                Arg::Text(input.contact_id.to_string()),
+                Arg::Text(skid.to_string()),
+                Arg::Bytes(s.seal("name", input.name.as_str().as_bytes())?),
+                Arg::Bytes(s.seal("metadata", &meta)?),
+                Arg::Int(now),
+            ],
+        );
+        self.writer.write(vec![stmt]).await?;
+        Ok(Event {
+            id,
+            contact_id: input.contact_id,
+            name: input.name.into_string(),
+            metadata: input.metadata.as_map().clone(),
+            created_at: now,
+        })
+    }
+
+    pub async fn list_events(
+        &self,
+        ws: &WorkspaceId,
+        contact_id: &ContactId,
+        after: Option<&EventId>,
+        limit: i64,
+    ) -> Result<Page<Event>, StoreError> {
+        let skid = self.contact_subject(ws, contact_id).await?;
+        let key = self.subject_key(ws, &skid).await?;
+        let limit = limit.clamp(1, MAX_PAGE);
+        let rows = sqlx::query(
+            "SELECT id, subject_key_id, name_ct, metadata_ct, created_at FROM events WHERE workspace_id = $1 AND contact_id = $2 AND id > $3 ORDER BY id LIMIT $4",
+        )
+        .bind(ws.as_str())
+        .bind(contact_id.as_str())
+        .bind(after.map(EventId::as_str).unwrap_or(""))
+        .bind(limit + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Db)?;
+        let mut items = Vec::new();
+        for row in rows.iter().take(limit as usize) {
+            let id: String = col(row, "id")?;
+            let s = Self::event_sealer(&key, ws, &id, skid.as_str());
+            items.push(Event {
+                name: s.open_text("name", &col::<Vec<u8>>(row, "name_ct")?)?,
+                metadata: s.open_json("metadata", &col::<Vec<u8>>(row, "metadata_ct")?)?,
+                created_at: col(row, "created_at")?,
+                contact_id: contact_id.clone(),
+                id: parse_id(EventId::parse(&id))?,
+            });
+        }
+        let next_after = (rows.len() as i64 > limit)
+            .then(|| items.last().map(|e| e.id.to_string()))
+            .flatten();
+        Ok(Page { items, next_after })
+    }
+
+    // ---------------------------------------------------------------- attachments
+
+    fn attachment_sealer<'a>(
+        key: &'a AeadKey,
+        ws: &'a WorkspaceId,
+        id: &'a str,
+        skid: &'a str,
+    ) -> Sealer<'a> {
+        Sealer {
+            key,
+            ws,
+            table: "attachments",
+            record: id,
+            key_id: skid,
+        }
+    }
+
+    /// Store an attachment: the sealed bytes go to the blob store first, then the row; if the
+    /// row cannot be written the blob is removed again.
+    pub async fn add_attachment(
+        &self,
+        ws: &WorkspaceId,
+        conversation: &ConversationId,
+        filename: &AttachmentName,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> Result<Attachment, StoreError> {
+        let meta = self.conversation_meta(ws, conversation).await?;
+        let key = self.subject_key(ws, &meta.subject_key_id).await?;
+        let id = AttachmentId::new();
+        let now = now_ms();
+        let s = Self::attachment_sealer(&key, ws, id.as_str(), meta.subject_key_id.as_str());
+        let sealed = s.seal("content", bytes)?;
+        self.blobs.put(ws, &id, &sealed).await?;
+        let stmt = Stmt::new(
+            "INSERT INTO attachments (workspace_id, id, conversation_id, subject_key_id, filename_ct, content_type_ct, size_bytes, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            vec![
+                Arg::Text(ws.to_string()),
+                Arg::Text(id.to_string()),
+                Arg::Text(conversation.to_string()),
+                Arg::Text(meta.subject_key_id.to_string()),
+                Arg::Bytes(s.seal("filename", filename.as_str().as_bytes())?),
+                Arg::Bytes(s.seal("content_type", content_type.as_bytes())?),
+                Arg::Int(bytes.len() as i64),
+                Arg::Int(now),
+            ],
+        );
+        if let Err(e) = self.writer.write(vec![stmt]).await {
+            let _ = self.blobs.delete(ws, &id).await;
+            return Err(e);
+        }
+        Ok(Attachment {
+            id,
+            conversation_id: conversation.clone(),
+            filename: filename.as_str().to_owned(),
+            content_type: content_type.to_owned(),
+            size: bytes.len() as i64,
+            created_at: now,
+        })
+    }
+
+    async fn decode_attachment(
+        &self,
+        ws: &WorkspaceId,
+        row: &AnyRow,
+    ) -> Result<(Attachment, SubjectKeyId, Arc<AeadKey>), StoreError> {
+        let id: String = col(row, "id")?;
+        let skid = parse_id(SubjectKeyId::parse(&col::<String>(row, "subject_key_id")?))?;
+        let key = self.subject_key(ws, &skid).await?;
+        let s = Self::attachment_sealer(&key, ws, &id, skid.as_str());
+        let a = Attachment {
+            filename: s.open_text("filename", &col::<Vec<u8>>(row, "filename_ct")?)?,
+            content_type: s.open_text("content_type", &col::<Vec<u8>>(row, "content_type_ct")?)?,
+            size: col(row, "size_bytes")?,
+            created_at: col(row, "created_at")?,
+            conversation_id: parse_id(ConversationId::parse(&col::<String>(
+                row,
+                "conversation_id",
+            )?))?,
+            id: parse_id(AttachmentId::parse(&id))?,
+        };
+        Ok((a, skid, key))
+    }
+
+    pub async fn list_attachments(
+        &self,
+        ws: &WorkspaceId,
+        conversation: &ConversationId,
+    ) -> Result<Vec<Attachment>, StoreError> {
+        self.conversation_meta(ws, conversation).await?;
+        let rows = sqlx::query(
+            "SELECT id, conversation_id, subject_key_id, filename_ct, content_type_ct, size_bytes, created_at FROM attachments WHERE workspace_id = $1 AND conversation_id = $2 ORDER BY id",
+        )
+        .bind(ws.as_str())
+        .bind(conversation.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Db)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(self.decode_attachment(ws, row).await?.0);
+        }
+        Ok(out)
+    }
+
+    /// An attachment's metadata and decrypted bytes.
+    pub async fn get_attachment(
+        &self,
+        ws: &WorkspaceId,
+        conversation: &ConversationId,
+        id: &AttachmentId,
+    ) -> Result<(Attachment, Vec<u8>), StoreError> {
+        self.check_region(ws)?;
+        let row = sqlx::query(
+            "SELECT id, conversation_id, subject_key_id, filename_ct, content_type_ct, size_bytes, created_at FROM attachments WHERE workspace_id = $1 AND conversation_id = $2 AND id = $3",
+        )
+        .bind(ws.as_str())
+        .bind(conversation.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::Db)?
+        .ok_or(StoreError::NotFound)?;
+        let (a, skid, key) = self.decode_attachment(ws, &row).await?;
+        let sealed = self.blobs.get(ws, id).await?;
+        let bytes = Self::attachment_sealer(&key, ws, id.as_str(), skid.as_str())
+            .key
+            .open(
+                &Aad::new(
+                    ws.as_str(),
+                    "attachments",
+                    id.as_str(),
+                    "content",
+                    skid.as_str(),
+                ),
+                &sealed,
+            )
+            .map_err(integrity)?;
+        Ok((a, bytes.to_vec()))
+    }
+
+    /// Forget cached keys and lookups (used after out-of-band changes, e.g. in tests).
+    pub fn clear_caches(&self) {
+        self.tokens.clear();
+        self.ws_keys.clear();
+        self.ws_version.clear();
+        self.subject_keys.clear();
+        self.conversations.clear();
+    }
+}
+
+// The contact SELECTs share one column list; spelled out as constants so every query text is
+// static (no SQL is built from input at run time).
+const CONTACT_BY_ID: &str = "SELECT id, role, subject_key_id, external_id_ct, email_ct, name_ct, phone_ct, custom_attributes_ct, created_at, updated_at FROM contacts WHERE workspace_id = $1 AND id = $2";
+const CONTACT_BY_EMAIL: &str = "SELECT id, role, subject_key_id, external_id_ct, email_ct, name_ct, phone_ct, custom_attributes_ct, created_at, updated_at FROM contacts WHERE workspace_id = $1 AND email_bidx = $2 ORDER BY id LIMIT 100";
+const CONTACT_BY_EXTERNAL_ID: &str = "SELECT id, role, subject_key_id, external_id_ct, email_ct, name_ct, phone_ct, custom_attributes_ct, created_at, updated_at FROM contacts WHERE workspace_id = $1 AND external_id_bidx = $2 ORDER BY id LIMIT 100";
+const CONTACT_LIST: &str = "SELECT id, role, subject_key_id, external_id_ct, email_ct, name_ct, phone_ct, custom_attributes_ct, created_at, updated_at FROM contacts WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3";

@@ -1,0 +1,407 @@
+//! Connections, migrations and the group-commit writer.
+//!
+//! One SQL text serves both back ends through sqlx's `Any` driver (`$1` placeholders work in
+//! both). Durability: SQLite runs in WAL mode with `synchronous=FULL`, PostgreSQL with
+//! `synchronous_commit=on`, so a write is on disk before it is acknowledged. To keep throughput,
+//! all writes of a cell go through one writer task that commits whatever has queued up while the
+//! previous commit was syncing as one transaction (group commit).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::StoreError;
+use crate::schema::MIGRATIONS;
+
+/// Which database a cell lives in.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// A SQLite file (created if missing).
+    Sqlite { path: std::path::PathBuf },
+    /// A PostgreSQL database URL (the database must exist; see [`ensure_pg_database`]).
+    Postgres { url: String },
+}
+
+impl Backend {
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, Backend::Sqlite { .. })
+    }
+}
+
+/// A bound SQL parameter.
+#[derive(Clone)]
+pub enum Arg {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    Bytes(Vec<u8>),
+    OptBytes(Option<Vec<u8>>),
+}
+
+impl std::fmt::Debug for Arg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Arguments are ids and ciphertexts, but keep them out of logs all the same.
+        f.write_str("Arg(..)")
+    }
+}
+
+pub(crate) fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    args: &'q [Arg],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    for a in args {
+        q = match a {
+            Arg::Text(s) => q.bind(s.as_str()),
+            Arg::OptText(s) => q.bind(s.as_deref()),
+            Arg::Int(i) => q.bind(*i),
+            Arg::Bytes(b) => q.bind(b.as_slice()),
+            Arg::OptBytes(b) => q.bind(b.as_deref()),
+        };
+    }
+    q
+}
+
+/// One statement of a write, with the number of rows it must touch (if checked).
+#[derive(Debug, Clone)]
+pub struct Stmt {
+    pub sql: &'static str,
+    pub args: Vec<Arg>,
+    /// When set, the unit fails with `NotFound` unless exactly this many rows were affected.
+    pub expect_rows: Option<u64>,
+}
+
+impl Stmt {
+    pub fn new(sql: &'static str, args: Vec<Arg>) -> Self {
+        Self {
+            sql,
+            args,
+            expect_rows: None,
+        }
+    }
+
+    pub fn expect(mut self, rows: u64) -> Self {
+        self.expect_rows = Some(rows);
+        self
+    }
+}
+
+/// A unit of work: statements that commit together or not at all.
+pub type Unit = Vec<Stmt>;
+
+struct Job {
+    unit: Unit,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// Counters of the writer, read by the benchmark and exported as metrics.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub commits: AtomicU64,
+    pub units: AtomicU64,
+}
+
+impl WriterStats {
+    /// Units per commit so far.
+    pub fn units_per_commit(&self) -> f64 {
+        let c = self.commits.load(Ordering::Relaxed);
+        if c == 0 {
+            return 1.0;
+        }
+        self.units.load(Ordering::Relaxed) as f64 / c as f64
+    }
+}
+
+/// Handle to a cell's writer task.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Job>,
+    pub stats: Arc<WriterStats>,
+}
+
+/// Most units one commit takes.
+const MAX_BATCH: usize = 512;
+
+impl Writer {
+    pub(crate) fn spawn(conn: AnyConnection) -> Self {
+        let (tx, rx) = mpsc::channel(4096);
+        let stats = Arc::new(WriterStats::default());
+        tokio::spawn(run_writer(conn, rx, stats.clone()));
+        Self { tx, stats }
+    }
+
+    /// Commit `unit` durably, grouped with whatever other units are waiting.
+    pub async fn write(&self, unit: Unit) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job { unit, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+async fn exec_unit(conn: &mut AnyConnection, unit: &Unit) -> Result<(), StoreError> {
+    for stmt in unit {
+        let res = bind_all(sqlx::query(stmt.sql), &stmt.args)
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::from_db)?;
+        if let Some(n) = stmt.expect_rows
+            && res.rows_affected() != n
+        {
+            return Err(StoreError::NotFound);
+        }
+    }
+    Ok(())
+}
+
+async fn commit_batch(conn: &mut AnyConnection, batch: &[Job]) -> Result<(), StoreError> {
+    let mut tx = conn.begin().await.map_err(StoreError::from_db)?;
+    for job in batch {
+        exec_unit(&mut tx, &job.unit).await?;
+    }
+    tx.commit().await.map_err(StoreError::from_db)
+}
+
+async fn commit_one(conn: &mut AnyConnection, job: &Job) -> Result<(), StoreError> {
+    let mut tx = conn.begin().await.map_err(StoreError::from_db)?;
+    exec_unit(&mut tx, &job.unit).await?;
+    tx.commit().await.map_err(StoreError::from_db)
+}
+
+async fn run_writer(mut conn: AnyConnection, mut rx: mpsc::Receiver<Job>, stats: Arc<WriterStats>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let result = if batch.len() == 1 {
+            commit_one(&mut conn, &batch[0]).await
+        } else {
+            commit_batch(&mut conn, &batch).await
+        };
+        match result {
+            Ok(()) => {
+                stats.commits.fetch_add(1, Ordering::Relaxed);
+                stats.units.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                metrics::counter!("interlock_store_commits_total").increment(1);
+                metrics::histogram!("interlock_store_units_per_commit").record(batch.len() as f64);
+                for job in batch.drain(..) {
+                    let _ = job.reply.send(Ok(()));
+                }
+            }
+            Err(err) if batch.len() == 1 => {
+                if let Some(job) = batch.pop() {
+                    let _ = job.reply.send(Err(err));
+                }
+            }
+            Err(_) => {
+                // One unit spoiled the group: the transaction rolled back, so nothing of any unit
+                // was written. Commit each unit alone so only the faulty one fails.
+                for job in batch.drain(..) {
+                    let r = commit_one(&mut conn, &job).await;
+                    if r.is_ok() {
+                        stats.commits.fetch_add(1, Ordering::Relaxed);
+                        stats.units.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let _ = job.reply.send(r);
+                }
+            }
+        }
+    }
+}
+
+fn after_connect(
+    conn: &mut AnyConnection,
+    _meta: sqlx::pool::PoolConnectionMetadata,
+) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+    Box::pin(async move { tune(conn).await })
+}
+
+async fn tune(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+        // WAL + FULL: a commit is on disk before it returns. secure_delete overwrites freed
+        // pages; temp_store keeps sort and temp data out of temp files.
+        for pragma in [
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA synchronous = FULL",
+            "PRAGMA foreign_keys = ON",
+            "PRAGMA busy_timeout = 10000",
+            "PRAGMA secure_delete = ON",
+            "PRAGMA temp_store = MEMORY",
+        ] {
+            conn.execute(pragma).await?;
+        }
+    } else {
+        conn.execute("SET synchronous_commit = on").await?;
+    }
+    Ok(())
+}
+
+fn url_for(backend: &Backend) -> String {
+    match backend {
+        Backend::Sqlite { path } => format!("sqlite://{}?mode=rwc", path.display()),
+        Backend::Postgres { url } => url.clone(),
+    }
+}
+
+/// Open the reader pool and the writer's own connection, and run migrations.
+pub async fn open(backend: &Backend) -> Result<(AnyPool, Writer), StoreError> {
+    sqlx::any::install_default_drivers();
+    let url = url_for(backend);
+    let opts: AnyConnectOptions = url.parse().map_err(StoreError::from_db)?;
+    let mut writer_conn = AnyConnection::connect_with(&opts)
+        .await
+        .map_err(StoreError::from_db)?;
+    tune(&mut writer_conn).await.map_err(StoreError::from_db)?;
+    migrate(&mut writer_conn, backend).await?;
+    let pool = AnyPoolOptions::new()
+        .max_connections(if backend.is_sqlite() { 8 } else { 16 })
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(after_connect)
+        .connect_with(opts)
+        .await
+        .map_err(StoreError::from_db)?;
+    Ok((pool, Writer::spawn(writer_conn)))
+}
+
+async fn migrate(conn: &mut AnyConnection, backend: &Backend) -> Result<(), StoreError> {
+    let bytes = if backend.is_sqlite() { "BLOB" } else { "BYTEA" };
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+    )
+    .await
+    .map_err(StoreError::from_db)?;
+    for (version, statements) in MIGRATIONS {
+        let applied: Option<(i64,)> =
+            sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(*version)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(StoreError::from_db)?;
+        if applied.is_some() {
+            continue;
+        }
+        let mut tx = conn.begin().await.map_err(StoreError::from_db)?;
+        for stmt in *statements {
+            let sql = stmt.replace("{BYTES}", bytes);
+            // The text is a compile-time migration with only the byte type substituted.
+            tx.execute(sqlx::AssertSqlSafe(sql))
+                .await
+                .map_err(StoreError::from_db)?;
+        }
+        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+            .bind(*version)
+            .bind(crate::now_ms())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from_db)?;
+        tx.commit().await.map_err(StoreError::from_db)?;
+    }
+    Ok(())
+}
+
+/// Make sure a PostgreSQL database exists, creating it through the server's `postgres`
+/// database when it does not. The name is checked to be a plain identifier because `CREATE
+/// DATABASE` cannot take it as a parameter.
+pub async fn ensure_pg_database(server_url: &str, name: &str) -> Result<(), StoreError> {
+    if name.is_empty()
+        || name.len() > 63
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(StoreError::Config(
+            "PostgreSQL database names must be lower-case letters, digits and _".into(),
+        ));
+    }
+    sqlx::any::install_default_drivers();
+    let admin = with_database(server_url, "postgres")?;
+    let mut conn = AnyConnection::connect(&admin)
+        .await
+        .map_err(StoreError::from_db)?;
+    let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(name)
+        .fetch_optional(&mut conn)
+        .await
+        .map_err(StoreError::from_db)?;
+    if exists.is_none() {
+        let ddl = format!("CREATE DATABASE \"{name}\"");
+        // `name` was checked above to be a plain identifier.
+        if let Err(e) = conn.execute(sqlx::AssertSqlSafe(ddl)).await {
+            // Another process may have created it in between.
+            let again: Option<(i32,)> =
+                sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
+                    .bind(name)
+                    .fetch_optional(&mut conn)
+                    .await
+                    .map_err(StoreError::from_db)?;
+            if again.is_none() {
+                return Err(StoreError::from_db(e));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Replace the database name in a PostgreSQL URL.
+pub fn with_database(url: &str, db: &str) -> Result<String, StoreError> {
+    let bad =
+        || StoreError::Config("database URL must look like postgres://host[:port]/name".into());
+    let scheme_end = url.find("://").ok_or_else(bad)? + 3;
+    let (head, rest) = url.split_at(scheme_end);
+    let (authority_path, query) = match rest.split_once('?') {
+        Some((a, q)) => (a, Some(q)),
+        None => (rest, None),
+    };
+    let authority = authority_path.split('/').next().ok_or_else(bad)?;
+    let mut out = format!("{head}{authority}/{db}");
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    Ok(out)
+}
+
+/// The database name in a PostgreSQL URL (`interlock` when it names none).
+pub fn database_name(url: &str) -> String {
+    let after = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let path = after.split('?').next().unwrap_or("");
+    match path.split_once('/') {
+        Some((_, db)) if !db.is_empty() => db.to_owned(),
+        _ => "interlock".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_rewriting() {
+        assert_eq!(
+            with_database(
+                "postgres://u@127.0.0.1:5432/base?sslmode=disable",
+                "base_eu"
+            )
+            .expect("ok"),
+            "postgres://u@127.0.0.1:5432/base_eu?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://127.0.0.1", "x").expect("ok"),
+            "postgres://127.0.0.1/x"
+        );
+        assert_eq!(database_name("postgres://h/base?x=1"), "base");
+        assert_eq!(database_name("postgres://h"), "interlock");
+    }
+}

@@ -1,0 +1,105 @@
+//! The schema, as ordered migrations. SQLite and PostgreSQL differ only in the byte type
+//! (`BLOB`/`BYTEA`), so each migration is written once with a `{BYTES}` placeholder. Personal
+//! and content fields exist only as `*_ct` (ciphertext) and `*_bidx` (blind index) columns.
+
+/// Ordered migrations: (version, statements).
+pub const MIGRATIONS: &[(i64, &[&str])] = &[(
+    1,
+    &[
+        "CREATE TABLE workspaces (
+            id TEXT PRIMARY KEY,
+            region TEXT NOT NULL,
+            name_ct {BYTES} NOT NULL,
+            key_version BIGINT NOT NULL,
+            created_at BIGINT NOT NULL
+        )",
+        "CREATE TABLE workspace_keys (
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+            version BIGINT NOT NULL,
+            master_version BIGINT NOT NULL,
+            wrapped {BYTES} NOT NULL,
+            created_at BIGINT NOT NULL,
+            PRIMARY KEY (workspace_id, version)
+        )",
+        "CREATE INDEX workspace_keys_master ON workspace_keys (master_version)",
+        "CREATE TABLE api_tokens (
+            token_hash {BYTES} PRIMARY KEY,
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+            created_at BIGINT NOT NULL
+        )",
+        "CREATE TABLE subject_keys (
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+            id TEXT NOT NULL,
+            ws_key_version BIGINT NOT NULL,
+            wrapped {BYTES} NOT NULL,
+            created_at BIGINT NOT NULL,
+            PRIMARY KEY (workspace_id, id)
+        )",
+        "CREATE TABLE contacts (
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+            id TEXT NOT NULL,
+            role TEXT NOT NULL,
+            subject_key_id TEXT NOT NULL,
+            external_id_ct {BYTES},
+            external_id_bidx {BYTES},
+            email_ct {BYTES},
+            email_bidx {BYTES},
+            name_ct {BYTES},
+            phone_ct {BYTES},
+            custom_attributes_ct {BYTES} NOT NULL,
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL,
+            PRIMARY KEY (workspace_id, id)
+        )",
+        "CREATE UNIQUE INDEX contacts_external_id ON contacts (workspace_id, external_id_bidx)",
+        "CREATE INDEX contacts_email ON contacts (workspace_id, email_bidx)",
+        "CREATE TABLE conversations (
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+            id TEXT NOT NULL,
+            contact_id TEXT NOT NULL,
+            subject_key_id TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL,
+            PRIMARY KEY (workspace_id, id),
+            FOREIGN KEY (workspace_id, contact_id) REFERENCES contacts (workspace_id, id)
+        )",
+        "CREATE INDEX conversations_contact ON conversations (workspace_id, contact_id, id)",
+        "CREATE TABLE conversation_parts (
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+            id TEXT NOT NULL,
+            conversation_id TEXT NOT NULL,
+            author_type TEXT NOT NULL,
+            author_id TEXT NOT NULL,
+            body_ct {BYTES} NOT NULL,
+            created_at BIGINT NOT NULL,
+            PRIMARY KEY (workspace_id, id),
+            FOREIGN KEY (workspace_id, conversation_id) REFERENCES conversations (workspace_id, id)
+        )",
+        "CREATE INDEX parts_conversation ON conversation_parts (workspace_id, conversation_id, id)",
+        "CREATE TABLE events (
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+            id TEXT NOT NULL,
+            contact_id TEXT NOT NULL,
+            subject_key_id TEXT NOT NULL,
+            name_ct {BYTES} NOT NULL,
+            metadata_ct {BYTES} NOT NULL,
+            created_at BIGINT NOT NULL,
+            PRIMARY KEY (workspace_id, id),
+            FOREIGN KEY (workspace_id, contact_id) REFERENCES contacts (workspace_id, id)
+        )",
+        "CREATE INDEX events_contact ON events (workspace_id, contact_id, id)",
+        "CREATE TABLE attachments (
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+            id TEXT NOT NULL,
+            conversation_id TEXT NOT NULL,
+            subject_key_id TEXT NOT NULL,
+            filename_ct {BYTES} NOT NULL,
+            content_type_ct {BYTES} NOT NULL,
+            size_bytes BIGINT NOT NULL,
+            created_at BIGINT NOT NULL,
+            PRIMARY KEY (workspace_id, id),
+            FOREIGN KEY (workspace_id, conversation_id) REFERENCES conversations (workspace_id, id)
+        )",
+        "CREATE INDEX attachments_conversation ON attachments (workspace_id, conversation_id, id)",
+    ],
+)];
