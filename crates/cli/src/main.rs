@@ -1,1 +1,180 @@
-fn main() {}
+//! The `interlock` binary: `serve`, `keys`, `bench` and `version`.
+//!
+//! Configuration is layered: defaults, then a TOML file (`--config`), then `INTERLOCK_*`
+//! environment variables, then flags. It is checked before anything listens.
+
+mod bench;
+mod config;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use interlock_domain::Region;
+
+use crate::config::{FileConfig, ServeArgs, StoreArgs};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "interlock",
+    version,
+    about = "Encrypted, region-pinned customer data store"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTPS API.
+    Serve(ServeArgs),
+    /// Manage region master keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a new master key version and re-wrap every workspace key under it.
+    Rotate {
+        #[arg(long)]
+        region: Region,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Delete an old master key version once nothing is wrapped under it.
+    Retire {
+        #[arg(long)]
+        region: Region,
+        #[arg(long)]
+        version: i64,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List master key versions and how many workspace keys each wraps.
+    List {
+        #[arg(long)]
+        region: Region,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Conversation parts per second through the HTTPS API, against its two floors.
+    Ingest(bench::IngestArgs),
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("INTERLOCK_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_current_span(false)
+        .init();
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    interlock_http::tls::install_provider();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            init_logging();
+            serve(args).await
+        }
+        Command::Keys { command } => keys(command).await,
+        Command::Bench {
+            command: BenchCommand::Ingest(args),
+        } => bench::ingest(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let file = FileConfig::load(args.config.as_deref())?;
+    let (settings, listen) = config::settings(&args, &file)?;
+    let listener = std::net::TcpListener::bind(listen)
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let running = interlock_http::server::start(&settings, listener)
+        .await
+        .context("starting the server")?;
+    tracing::info!(
+        listen = %running.addr,
+        regions = ?settings.regions,
+        store = if settings.database.is_some() { "postgres" } else { "sqlite" },
+        data_dir = %settings.data_dir.display(),
+        certificate = %running.cert_path.display(),
+        operator_token_file = %settings.data_dir.join("operator-token").display(),
+        "interlock is serving HTTPS"
+    );
+    let handle = running.handle();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+        handle.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    running.wait().await.context("server stopped with an error")
+}
+
+async fn keys(command: KeysCommand) -> Result<()> {
+    let (region, store) = match &command {
+        KeysCommand::Rotate { region, store }
+        | KeysCommand::Retire { region, store, .. }
+        | KeysCommand::List { region, store } => (*region, store),
+    };
+    let settings = store.settings(region)?;
+    let cfg = interlock_http::server::cell_config(&settings, region).await?;
+    if !cfg.key_dir.join(region.as_str()).exists() {
+        bail!(
+            "no key folder for region {region} under {}",
+            cfg.key_dir.display()
+        );
+    }
+    let cell = interlock_storage::Cell::open(cfg).await?;
+    match command {
+        KeysCommand::Rotate { .. } => {
+            let (version, count) = cell.rotate_master_key().await?;
+            println!(
+                "region {region}: master key v{version} is active; re-wrapped {count} workspace keys"
+            );
+        }
+        KeysCommand::Retire { version, .. } => {
+            cell.retire_master_key(version).await?;
+            println!("region {region}: master key v{version} retired");
+        }
+        KeysCommand::List { .. } => {
+            for v in cell.keyring().versions() {
+                println!(
+                    "region {region}: master key v{v} wraps {} workspace keys",
+                    cell.keys_under_master(v).await?
+                );
+            }
+        }
+    }
+    cell.close().await;
+    Ok(())
+}
+
+/// Used by `config` for defaults.
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./interlock-data")
+}

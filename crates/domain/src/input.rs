@@ -402,6 +402,8 @@ impl NewContact {
 }
 
 /// Changes to a contact. `None` leaves a field as it is; `Some(None)` clears it.
+/// `custom_attributes` is merged into the stored object: a key set to `null` is removed; the
+/// merged object must still pass [`CustomAttributes::parse`].
 #[derive(Debug, Clone, Default)]
 pub struct ContactPatch {
     pub role: Option<ContactRole>,
@@ -409,7 +411,26 @@ pub struct ContactPatch {
     pub email: Option<Option<Email>>,
     pub name: Option<Option<PersonName>>,
     pub phone: Option<Option<Phone>>,
-    pub custom_attributes: Option<CustomAttributes>,
+    pub custom_attributes: Option<Map<String, Value>>,
+}
+
+impl ContactPatch {
+    /// Apply the attribute merge to `current`.
+    pub fn merge_attributes(
+        &self,
+        mut current: Map<String, Value>,
+    ) -> Result<Map<String, Value>, DomainError> {
+        if let Some(changes) = &self.custom_attributes {
+            for (k, v) in changes {
+                if v.is_null() {
+                    current.remove(k);
+                } else {
+                    current.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        CustomAttributes::parse(current).map(CustomAttributes::into_map)
+    }
 }
 
 /// An event to record about a contact.

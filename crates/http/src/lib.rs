@@ -1,1 +1,193 @@
-//! placeholder
+//! Interlock's HTTPS API.
+//!
+//! `app(state)` builds the router that tests drive directly; `server::start` adds TLS, opens
+//! the region cells and listens. Invariants:
+//! - Handlers reach customer data only through a [`extract::WorkspaceAuth`], which exists only
+//!   after a workspace token was verified, and only through that workspace's own cell.
+//! - Every error is problem+json with a stable code; internal details go to the log with a
+//!   correlation id, never to the client.
+//! - Logs carry method, route template, status and timing: never bodies, query strings or
+//!   tokens.
+
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod routes;
+pub mod server;
+pub mod tls;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use interlock_crypto::TokenHash;
+use interlock_domain::Region;
+use interlock_storage::Cell;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::error::ApiError;
+use crate::routes::{contacts, conversations, events, operator, system};
+
+/// Size limits on request bodies.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// JSON bodies (default 1 MiB).
+    pub body_bytes: usize,
+    /// Attachment uploads (default 25 MiB).
+    pub attachment_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            body_bytes: 1024 * 1024,
+            attachment_bytes: 25 * 1024 * 1024,
+        }
+    }
+}
+
+/// Everything a handler may reach.
+#[derive(Debug)]
+pub struct AppState {
+    /// The cells of the regions this process serves.
+    pub cells: BTreeMap<Region, Arc<Cell>>,
+    /// Public base URLs of every region, for 421 answers.
+    pub region_urls: BTreeMap<Region, String>,
+    pub operator_token_hash: TokenHash,
+    pub metrics: PrometheusHandle,
+    pub limits: Limits,
+}
+
+impl AppState {
+    /// The cell of a region, or 421 naming where that region is served.
+    pub fn cell(&self, region: Region) -> Result<Arc<Cell>, ApiError> {
+        self.cells
+            .get(&region)
+            .cloned()
+            .ok_or_else(|| ApiError::WrongRegion {
+                region,
+                base_url: self.region_urls.get(&region).cloned(),
+            })
+    }
+}
+
+/// The process-wide Prometheus recorder (installed once).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .install_recorder()
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder().handle())
+        })
+        .clone()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+async fn method_not_allowed() -> Response {
+    let mut r = ApiError::bad_request("method_not_allowed", "this method is not allowed here")
+        .into_response();
+    *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    r
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    // The panic payload may hold data; it is not logged or returned.
+    ApiError::internal(&"handler panicked").into_response()
+}
+
+/// Request metrics and one structured log line per request.
+async fn observe(State(_state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let elapsed = started.elapsed();
+    metrics::counter!("interlock_http_requests_total",
+        "method" => method.to_string(), "route" => route.clone(), "status" => status.to_string())
+    .increment(1);
+    metrics::histogram!("interlock_http_request_duration_seconds",
+        "method" => method.to_string(), "route" => route.clone())
+    .record(elapsed.as_secs_f64());
+    tracing::debug!(method = %method, route = %route, status, latency_us = elapsed.as_micros() as u64, "request");
+    resp
+}
+
+/// The router with all routes and layers.
+pub fn app(state: Arc<AppState>) -> Router {
+    let limits = state.limits;
+    let uploads = Router::new()
+        .route(
+            "/v1/conversations/{id}/attachments",
+            post(conversations::upload).get(conversations::list_attachments),
+        )
+        .layer(DefaultBodyLimit::max(limits.attachment_bytes));
+    Router::new()
+        .route(
+            "/v1/operator/workspaces",
+            post(operator::create_workspace).get(operator::list_workspaces),
+        )
+        .route("/v1/contacts", post(contacts::create).get(contacts::list))
+        .route(
+            "/v1/contacts/{id}",
+            get(contacts::get).patch(contacts::update),
+        )
+        .route(
+            "/v1/conversations",
+            post(conversations::create).get(conversations::list),
+        )
+        .route("/v1/conversations/{id}", get(conversations::get))
+        .route(
+            "/v1/conversations/{id}/parts",
+            post(conversations::add_part),
+        )
+        .route(
+            "/v1/conversations/{id}/attachments/{attachment_id}",
+            get(conversations::download),
+        )
+        .route("/v1/events", post(events::create).get(events::list))
+        .route("/healthz", get(system::healthz))
+        .route("/metrics", get(system::metrics))
+        .route("/v1/openapi.json", get(system::openapi))
+        .layer(DefaultBodyLimit::max(limits.body_bytes))
+        .merge(uploads)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(60),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .with_state(state)
+}

@@ -634,6 +634,9 @@ impl Cell {
         let skid = parse_id(SubjectKeyId::parse(&col::<String>(&row, "subject_key_id")?))?;
         let key = self.subject_key(ws, &skid).await?;
         let wk = self.current_workspace_keys(ws).await?;
+        let attributes = patch
+            .merge_attributes(current.custom_attributes)
+            .map_err(StoreError::Invalid)?;
         let pick = |p: Option<Option<String>>, cur: Option<String>| match p {
             Some(v) => v,
             None => cur,
@@ -657,10 +660,7 @@ impl Cell {
                 patch.phone.map(|o| o.map(|p| p.as_str().to_owned())),
                 current.phone,
             ),
-            custom_attributes: match patch.custom_attributes {
-                Some(a) => a.into_map(),
-                None => current.custom_attributes,
-            },
+            custom_attributes: attributes,
             created_at: current.created_at,
             updated_at: now_ms().max(updated_at_before + 1),
         };
@@ -1258,6 +1258,55 @@ impl Cell {
             )
             .map_err(integrity)?;
         Ok((a, bytes.to_vec()))
+    }
+
+    /// Benchmark floor: insert plaintext part rows (and touch the conversation, as the API path
+    /// does) straight into this store, `per_commit` parts per transaction, for `duration`.
+    /// Same database, same durability settings; no HTTP, no encryption. Returns parts per second.
+    pub async fn raw_part_ingest(
+        &self,
+        ws: &WorkspaceId,
+        conversation: &ConversationId,
+        body: &[u8],
+        per_commit: usize,
+        duration: std::time::Duration,
+    ) -> Result<f64, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(StoreError::Db)?;
+        let started = std::time::Instant::now();
+        let mut written = 0u64;
+        while started.elapsed() < duration {
+            let mut tx = sqlx::Connection::begin(&mut *conn)
+                .await
+                .map_err(StoreError::Db)?;
+            for _ in 0..per_commit.max(1) {
+                let now = now_ms();
+                sqlx::query(
+                    "INSERT INTO conversation_parts (workspace_id, id, conversation_id, author_type, author_id, body_ct, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(ws.as_str())
+                .bind(PartId::new().as_str())
+                .bind(conversation.as_str())
+                .bind("teammate")
+                .bind("tm_0190a0c1a2b34c5d8e9f001122334455")
+                .bind(body)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::Db)?;
+                sqlx::query(
+                    "UPDATE conversations SET updated_at = $3 WHERE workspace_id = $1 AND id = $2",
+                )
+                .bind(ws.as_str())
+                .bind(conversation.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::Db)?;
+            }
+            tx.commit().await.map_err(StoreError::Db)?;
+            written += per_commit.max(1) as u64;
+        }
+        Ok(written as f64 / started.elapsed().as_secs_f64())
     }
 
     /// Forget cached keys and lookups (used after out-of-band changes, e.g. in tests).

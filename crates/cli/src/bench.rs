@@ -1,0 +1,296 @@
+//! `interlock bench ingest`: conversation parts per second through the full HTTPS API, next
+//! to the two floors the product cannot beat, all measured in the same run on the same machine:
+//! - `raw_msgs_per_s`: the same rows written straight into the same store, same durability and
+//!   the same rows per commit as the API path achieved, without HTTP or encryption;
+//! - `https_floor_per_s`: the same TLS stack and clients answering an empty 201 without touching
+//!   the store.
+//!
+//! `ratio` = api ÷ the smaller floor.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use axum::Router;
+use clap::Args;
+use interlock_domain::Region;
+use interlock_http::server::Settings;
+use serde::Serialize;
+use serde_json::json;
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds measured per phase (after a one-second warm-up).
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    /// Concurrent keep-alive HTTPS clients.
+    #[arg(long, default_value_t = 64)]
+    pub clients: usize,
+    /// Bytes per message body.
+    #[arg(long, default_value_t = 200)]
+    pub body_bytes: usize,
+    /// Benchmark against PostgreSQL instead of the embedded SQLite store.
+    #[arg(long)]
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    api_msgs_per_s: f64,
+    raw_msgs_per_s: f64,
+    https_floor_per_s: f64,
+    ratio: f64,
+    units_per_commit: f64,
+    clients: usize,
+    seconds: u64,
+    body_bytes: usize,
+    store: &'static str,
+}
+
+fn client(cert_pem: &[u8], clients: usize) -> Result<reqwest::Client> {
+    let cert = reqwest::Certificate::from_pem(cert_pem).context("reading the certificate")?;
+    reqwest::Client::builder()
+        .add_root_certificate(cert)
+        .http1_only()
+        .pool_max_idle_per_host(clients)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("building the HTTPS client")
+}
+
+/// Run `clients` loops posting parts until the phase ends; count 201s in the measured window.
+async fn load(
+    http: &reqwest::Client,
+    urls: Vec<String>,
+    token: &str,
+    body: &str,
+    seconds: u64,
+) -> Result<f64> {
+    let measuring = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let payload = serde_json::to_vec(
+        &json!({"body": body, "author": {"type": "teammate", "id": "tm_0190a0c1a2b34c5d8e9f001122334455"}}),
+    )?;
+    let mut tasks = Vec::new();
+    for url in urls {
+        let (http, measuring, stop, ok, failed, payload) = (
+            http.clone(),
+            measuring.clone(),
+            stop.clone(),
+            ok.clone(),
+            failed.clone(),
+            payload.clone(),
+        );
+        let auth = format!("Bearer {token}");
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let r = http
+                    .post(&url)
+                    .header("authorization", &auth)
+                    .header("content-type", "application/json")
+                    .body(payload.clone())
+                    .send()
+                    .await;
+                match r {
+                    Ok(resp) if resp.status().as_u16() == 201 => {
+                        let _ = resp.bytes().await;
+                        if measuring.load(Ordering::Relaxed) {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    _ => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    measuring.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    measuring.store(false, Ordering::Relaxed);
+    let elapsed = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    if failed.load(Ordering::Relaxed) > 0 {
+        bail!(
+            "{} requests failed during the benchmark",
+            failed.load(Ordering::Relaxed)
+        );
+    }
+    Ok(ok.load(Ordering::Relaxed) as f64 / elapsed)
+}
+
+async fn floor_server(
+    cert: &interlock_http::tls::CertSource,
+) -> Result<(
+    std::net::SocketAddr,
+    axum_server::Handle<std::net::SocketAddr>,
+)> {
+    let (tls, _) = interlock_http::tls::load_or_generate(Some(cert), std::path::Path::new("."))?;
+    let app = Router::new().route(
+        "/v1/conversations/{id}/parts",
+        axum::routing::post(|_body: bytes::Bytes| async { axum::http::StatusCode::CREATED }),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let handle = axum_server::Handle::new();
+    let server = axum_server::from_tcp_rustls(
+        listener,
+        axum_server::tls_rustls::RustlsConfig::from_config(tls),
+    )?
+    .handle(handle.clone());
+    tokio::spawn(async move { server.serve(app.into_make_service()).await });
+    Ok((addr, handle))
+}
+
+pub async fn ingest(args: IngestArgs) -> Result<()> {
+    if args.clients == 0 || args.seconds == 0 || args.body_bytes == 0 {
+        bail!("--clients, --seconds and --body-bytes must be positive");
+    }
+    let dir = tempfile::tempdir().context("temporary data folder")?;
+    let mut settings = Settings::new(dir.path().join("data"));
+    settings.regions = vec![Region::Us];
+    settings.database = args.database.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let running = interlock_http::server::start(&settings, listener).await?;
+    let base = format!("https://localhost:{}", running.addr.port());
+    let cert_pem = std::fs::read(&running.cert_path)?;
+    let http = client(&cert_pem, args.clients)?;
+    let operator = std::fs::read_to_string(settings.data_dir.join("operator-token"))?;
+
+    let ws: serde_json::Value = http
+        .post(format!("{base}/v1/operator/workspaces"))
+        .bearer_auth(operator.trim())
+        .json(&json!({"name": "bench", "region": "us"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let token = ws["api_token"].as_str().context("api_token")?.to_owned();
+    let contact: serde_json::Value = http
+        .post(format!("{base}/v1/contacts"))
+        .bearer_auth(&token)
+        .json(&json!({"role": "user", "email": "bench@example.com"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let body = "x".repeat(args.body_bytes);
+    let mut urls = Vec::new();
+    let mut conversations = Vec::new();
+    for _ in 0..args.clients {
+        let conv: serde_json::Value = http
+            .post(format!("{base}/v1/conversations"))
+            .bearer_auth(&token)
+            .json(&json!({"contact_id": contact["id"], "body": "hello"}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let id = conv["id"].as_str().context("conversation id")?.to_owned();
+        urls.push(format!("{base}/v1/conversations/{id}/parts"));
+        conversations.push(id);
+    }
+
+    // 1. The full API.
+    let cell = running
+        .state
+        .cells
+        .get(&Region::Us)
+        .context("us cell")?
+        .clone();
+    let stats = &cell.writer().stats;
+    let (c0, u0) = (
+        stats.commits.load(Ordering::Relaxed),
+        stats.units.load(Ordering::Relaxed),
+    );
+    let api = load(&http, urls, &token, &body, args.seconds).await?;
+    let (c1, u1) = (
+        stats.commits.load(Ordering::Relaxed),
+        stats.units.load(Ordering::Relaxed),
+    );
+    let units_per_commit = if c1 > c0 {
+        (u1 - u0) as f64 / (c1 - c0) as f64
+    } else {
+        1.0
+    };
+
+    // 2. Raw store floor: same rows, same durability, same rows per commit.
+    let ws_id = interlock_domain::WorkspaceId::parse(ws["id"].as_str().context("workspace id")?)?;
+    let conv_id = interlock_domain::ConversationId::parse(&conversations[0])?;
+    let per_commit = units_per_commit.round().max(1.0) as usize;
+    let raw = cell
+        .raw_part_ingest(
+            &ws_id,
+            &conv_id,
+            body.as_bytes(),
+            per_commit,
+            Duration::from_secs(args.seconds),
+        )
+        .await?;
+
+    // 3. HTTPS floor: same TLS stack and clients, empty 201.
+    let cert = interlock_http::tls::CertSource {
+        cert: running.cert_path.clone(),
+        key: settings.data_dir.join("tls/key.pem"),
+    };
+    let (floor_addr, floor_handle) = floor_server(&cert).await?;
+    let floor_urls = conversations
+        .iter()
+        .map(|id| {
+            format!(
+                "https://localhost:{}/v1/conversations/{id}/parts",
+                floor_addr.port()
+            )
+        })
+        .collect();
+    let floor = load(&http, floor_urls, &token, &body, args.seconds).await?;
+    floor_handle.shutdown();
+    running.shutdown().await;
+
+    let report = Report {
+        api_msgs_per_s: api.round(),
+        raw_msgs_per_s: raw.round(),
+        https_floor_per_s: floor.round(),
+        ratio: (api / raw.min(floor) * 1000.0).round() / 1000.0,
+        units_per_commit: (units_per_commit * 10.0).round() / 10.0,
+        clients: args.clients,
+        seconds: args.seconds,
+        body_bytes: args.body_bytes,
+        store: if args.database.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        },
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("store              {}", report.store);
+        println!("api_msgs_per_s     {}", report.api_msgs_per_s);
+        println!(
+            "raw_msgs_per_s     {}  (no HTTP, no encryption, {} rows/commit)",
+            report.raw_msgs_per_s, per_commit
+        );
+        println!(
+            "https_floor_per_s  {}  (TLS + HTTP, empty 201)",
+            report.https_floor_per_s
+        );
+        println!("ratio              {}  (api / smaller floor)", report.ratio);
+    }
+    Ok(())
+}

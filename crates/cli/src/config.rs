@@ -1,0 +1,154 @@
+//! Command-line flags and the layered configuration file, validated into server settings.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use interlock_domain::Region;
+use interlock_http::Limits;
+use interlock_http::server::Settings;
+use interlock_http::tls::CertSource;
+use serde::{Deserialize, Serialize};
+
+/// Flags of `interlock serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Folder for databases, blobs, TLS material and the operator token (created if missing).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Regions this process serves, comma-separated (default us,eu,au).
+    #[arg(long, value_delimiter = ',')]
+    pub regions: Option<Vec<Region>>,
+    /// A TOML configuration file.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// PostgreSQL URL (postgres://user@host/name); each region gets database name_<region>.
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Folder of the region master keys (default DATA_DIR/keys). Keep it apart in production.
+    #[arg(long)]
+    pub key_dir: Option<PathBuf>,
+}
+
+/// Flags naming a store, for commands that work on one region offline.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    #[arg(long, default_value = "./interlock-data")]
+    pub data_dir: PathBuf,
+    #[arg(long)]
+    pub key_dir: Option<PathBuf>,
+    #[arg(long)]
+    pub database: Option<String>,
+}
+
+impl StoreArgs {
+    pub fn settings(&self, region: Region) -> Result<Settings> {
+        if !self.data_dir.exists() {
+            bail!("data folder {} does not exist", self.data_dir.display());
+        }
+        let mut s = Settings::new(&self.data_dir);
+        s.key_dir = self.key_dir.clone();
+        s.database = self.database.clone();
+        s.regions = vec![region];
+        Ok(s)
+    }
+}
+
+/// The configuration file (and `INTERLOCK_*` environment variables).
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub regions: Option<Vec<Region>>,
+    pub database: Option<String>,
+    pub key_dir: Option<PathBuf>,
+    /// Largest JSON request body in bytes (default 1 MiB).
+    pub body_limit_bytes: Option<usize>,
+    /// Largest attachment in bytes (default 25 MiB).
+    pub attachment_limit_bytes: Option<usize>,
+    /// Public base URL of each region, for 421 answers: `[region_urls] us = "https://…"`.
+    #[serde(default)]
+    pub region_urls: BTreeMap<Region, String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+impl FileConfig {
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let mut fig = Figment::from(Serialized::defaults(FileConfig::default()));
+        if let Some(p) = path {
+            if !p.exists() {
+                bail!("configuration file {} does not exist", p.display());
+            }
+            fig = fig.merge(Toml::file(p));
+        }
+        fig = fig.merge(Env::prefixed("INTERLOCK_").ignore(&["LOG"]));
+        fig.extract().context("invalid configuration")
+    }
+}
+
+/// Merge flags over the file and check the result.
+pub fn settings(args: &ServeArgs, file: &FileConfig) -> Result<(Settings, SocketAddr)> {
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or_else(|| file.data_dir.clone())
+        .unwrap_or_else(crate::default_data_dir);
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443)));
+    let mut s = Settings::new(data_dir);
+    if let Some(r) = args.regions.clone().or_else(|| file.regions.clone()) {
+        let mut r = r;
+        r.sort();
+        r.dedup();
+        if r.is_empty() {
+            bail!("--regions must name at least one region");
+        }
+        s.regions = r;
+    }
+    s.database = args.database.clone().or_else(|| file.database.clone());
+    if let Some(db) = &s.database
+        && !(db.starts_with("postgres://") || db.starts_with("postgresql://"))
+    {
+        bail!("--database must be a postgres:// URL");
+    }
+    s.key_dir = args.key_dir.clone().or_else(|| file.key_dir.clone());
+    s.region_urls = file.region_urls.clone();
+    for url in s.region_urls.values() {
+        if !url.starts_with("https://") {
+            bail!("region_urls must be https:// URLs");
+        }
+    }
+    let defaults = Limits::default();
+    s.limits = Limits {
+        body_bytes: file.body_limit_bytes.unwrap_or(defaults.body_bytes),
+        attachment_bytes: file
+            .attachment_limit_bytes
+            .unwrap_or(defaults.attachment_bytes),
+    };
+    if !(1024..=64 * 1024 * 1024).contains(&s.limits.body_bytes) {
+        bail!("body_limit_bytes must be between 1 KiB and 64 MiB");
+    }
+    if !(1024..=1024 * 1024 * 1024).contains(&s.limits.attachment_bytes) {
+        bail!("attachment_limit_bytes must be between 1 KiB and 1 GiB");
+    }
+    s.tls = match (&file.tls_cert, &file.tls_key) {
+        (Some(cert), Some(key)) => Some(CertSource {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        (None, None) => None,
+        _ => bail!("set both tls_cert and tls_key, or neither"),
+    };
+    Ok((s, listen))
+}

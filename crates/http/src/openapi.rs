@@ -1,0 +1,81 @@
+//! The OpenAPI document, generated from the handlers' annotations and the wire types.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::dto;
+use crate::routes::{contacts, conversations, events, operator, system};
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for name in ["workspace_token", "operator_token"] {
+            components.add_security_scheme(
+                name,
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Interlock",
+        description = "Encrypted, region-pinned customer data store. Errors are RFC 9457 problem+json with a stable `code`.",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        operator::create_workspace,
+        operator::list_workspaces,
+        contacts::create,
+        contacts::get,
+        contacts::update,
+        contacts::list,
+        conversations::create,
+        conversations::get,
+        conversations::list,
+        conversations::add_part,
+        conversations::upload,
+        conversations::list_attachments,
+        conversations::download,
+        events::create,
+        events::list,
+        system::healthz,
+        system::metrics,
+    ),
+    components(schemas(
+        dto::CreateWorkspaceRequest,
+        dto::CreatedWorkspace,
+        dto::WorkspaceOut,
+        dto::CreateContactRequest,
+        dto::UpdateContactRequest,
+        dto::ContactOut,
+        dto::CreateConversationRequest,
+        dto::CreatePartRequest,
+        dto::AuthorIn,
+        dto::PartOut,
+        dto::ConversationOut,
+        dto::CreateEventRequest,
+        dto::EventOut,
+        dto::AttachmentOut,
+        dto::Health,
+    )),
+    modifiers(&Security),
+    tags(
+        (name = "operator", description = "Workspace management with the operator token"),
+        (name = "contacts", description = "Users and visitors"),
+        (name = "conversations", description = "Conversations and their messages"),
+        (name = "attachments", description = "Files on conversations, encrypted at rest"),
+        (name = "events", description = "Tracked events"),
+        (name = "system", description = "Health and metrics"),
+    )
+)]
+struct ApiDoc;
+
+/// The document served at `/v1/openapi.json`.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}

@@ -1,0 +1,8 @@
+//! Handlers, one module per resource. Handlers are thin: extract checked values, call the
+//! cell, map the result to wire types.
+
+pub mod contacts;
+pub mod conversations;
+pub mod events;
+pub mod operator;
+pub mod system;
