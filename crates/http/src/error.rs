@@ -26,6 +26,8 @@ pub enum ApiError {
     },
     /// 404: no such object in this workspace (also for other workspaces' objects).
     NotFound,
+    /// 405: the route exists but not with this method.
+    MethodNotAllowed,
     /// 409: the write conflicts with stored state.
     Conflict {
         code: &'static str,
@@ -91,6 +93,7 @@ impl ApiError {
             | ApiError::Conflict { code, .. }
             | ApiError::Invalid { code, .. } => code,
             ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
             ApiError::WrongRegion { .. } => "wrong_region",
@@ -104,6 +107,7 @@ impl ApiError {
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -169,6 +173,9 @@ impl IntoResponse for ApiError {
             | ApiError::Conflict { detail, .. }
             | ApiError::UnsupportedMediaType { detail } => problem.detail = detail.to_owned(),
             ApiError::NotFound => problem.detail = "no such object in this workspace".into(),
+            ApiError::MethodNotAllowed => {
+                problem.detail = "this method is not allowed on this path".into()
+            }
             ApiError::PayloadTooLarge { limit } => {
                 problem.detail = format!("the request body is larger than {limit} bytes")
             }

@@ -1,0 +1,221 @@
+//! Test harness: the real server (TLS, router, stores) on port 0 with a fresh data folder,
+//! against SQLite or a fresh set of PostgreSQL databases. `store_tests!` runs a test body
+//! against both stores.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::PathBuf;
+
+use interlock_domain::Region;
+use interlock_http::server::{Running, Settings, start};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    Sqlite,
+    Postgres,
+}
+
+pub fn pg_base() -> String {
+    std::env::var("INTERLOCK_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub operator: String,
+    pub running: Option<Running>,
+    pub settings: Settings,
+    pub dir: tempfile::TempDir,
+    pub pg_name: Option<String>,
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub async fn spawn(store: Store) -> Self {
+        Self::spawn_with(store, |_| {}).await
+    }
+
+    pub async fn spawn_with(store: Store, tweak: impl FnOnce(&mut Settings)) -> Self {
+        interlock_http::tls::install_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::new(dir.path().join("data"));
+        let mut pg_name = None;
+        if store == Store::Postgres {
+            let name = format!("it_{}", uuid::Uuid::new_v4().simple());
+            settings.database =
+                Some(interlock_storage::db::with_database(&pg_base(), &name).unwrap());
+            pg_name = Some(name);
+        }
+        tweak(&mut settings);
+        let mut app = Self {
+            base: String::new(),
+            http: reqwest::Client::new(),
+            operator: String::new(),
+            running: None,
+            settings,
+            dir,
+            pg_name,
+        };
+        app.start().await;
+        app
+    }
+
+    /// (Re)start the server on the same data folder and databases.
+    pub async fn start(&mut self) {
+        interlock_http::tls::install_provider();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let running = start(&self.settings, listener)
+            .await
+            .expect("server starts");
+        let cert = std::fs::read(&running.cert_path).unwrap();
+        self.http = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&cert).unwrap())
+            .build()
+            .unwrap();
+        self.base = format!("https://localhost:{}", running.addr.port());
+        self.operator = std::fs::read_to_string(self.settings.data_dir.join("operator-token"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        self.running = Some(running);
+    }
+
+    pub async fn restart(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+        self.start().await;
+    }
+
+    pub fn cell(&self, region: Region) -> std::sync::Arc<interlock_storage::Cell> {
+        self.running.as_ref().unwrap().state.cells[&region].clone()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.settings.data_dir.clone()
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.unwrap();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Resp {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.call(Method::PATCH, path, Some(token), Some(body))
+            .await
+    }
+
+    /// Create a workspace; returns (id, api token).
+    pub async fn workspace(&self, region: &str) -> (String, String) {
+        let r = self
+            .post(
+                "/v1/operator/workspaces",
+                &self.operator,
+                json!({"name": "Acme", "region": region}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        (
+            r.body["id"].as_str().unwrap().to_owned(),
+            r.body["api_token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub async fn contact(&self, token: &str, body: Value) -> String {
+        let r = self.post("/v1/contacts", token, body).await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        r.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Shut down and drop this test's PostgreSQL databases.
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+        if let Some(name) = &self.pg_name {
+            use sqlx::Connection;
+            sqlx::any::install_default_drivers();
+            let mut conn = sqlx::AnyConnection::connect(&pg_base()).await.unwrap();
+            for region in Region::ALL {
+                let ddl = format!(
+                    "DROP DATABASE IF EXISTS \"{name}_{}\" WITH (FORCE)",
+                    region.as_str()
+                );
+                sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(ddl))
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+/// Assert a response is problem+json with the given status and code.
+pub fn assert_problem(r: &Resp, status: u16, code: &str) {
+    assert_eq!(r.status.as_u16(), status, "{:?}", r.body);
+    assert_eq!(
+        r.headers["content-type"], "application/problem+json",
+        "{:?}",
+        r.body
+    );
+    assert_eq!(r.body["code"], code, "{:?}", r.body);
+    assert_eq!(r.body["status"], status);
+}
+
+#[macro_export]
+macro_rules! store_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Store::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Store::Postgres).await;
+                }
+            )*
+        }
+    };
+}
