@@ -72,6 +72,8 @@ enum KeysCommand {
 enum BenchCommand {
     /// Conversation parts per second through the HTTPS API, against its two floors.
     Ingest(bench::IngestArgs),
+    /// Field encryption speed against raw AES-256-GCM for 1 KiB values.
+    Crypto(bench::CryptoArgs),
 }
 
 fn init_logging() {
@@ -106,6 +108,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             command: BenchCommand::Ingest(args),
         } => bench::ingest(args).await,
+        Command::Bench {
+            command: BenchCommand::Crypto(args),
+        } => bench::crypto(args),
     }
 }
 

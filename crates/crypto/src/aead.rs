@@ -2,6 +2,10 @@
 //!
 //! Ciphertext layout: `0x01 || nonce (12) || ciphertext || tag (16)`. Nonces are random; every
 //! data subject has its own key, so no key comes near the 2^32-message bound for random nonces.
+//! Nonces come from `rand`'s thread-local CSPRNG (ChaCha12, seeded and periodically reseeded
+//! from the operating system): drawing 12 bytes from it costs a few nanoseconds, where a call
+//! into the system DRBG per field cost more than the encryption itself (docs/benchmarks.md).
+//! Keys are still drawn from aws-lc-rs's generator.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad as LcAad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use zeroize::{Zeroize, Zeroizing};
@@ -46,25 +50,63 @@ impl std::fmt::Debug for KeyMaterial {
 }
 
 /// Associated data: a canonical, length-prefixed encoding of where a ciphertext lives. Decrypting
-/// with any other workspace, table, record, field or key id fails.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Aad(Vec<u8>);
+/// with any other workspace, table, record, field or key id fails. Kept inline (no heap
+/// allocation) up to `AAD_INLINE` bytes, since one is built for every sealed field.
+#[derive(Clone)]
+pub struct Aad(AadBytes);
+
+#[derive(Clone)]
+enum AadBytes {
+    Inline(arrayvec::ArrayVec<u8, AAD_INLINE>),
+    Heap(Vec<u8>),
+}
+
+const AAD_INLINE: usize = 256;
+const AAD_TAG: &str = "interlock/v1";
 
 impl Aad {
-    /// `scope` names the kind of value (e.g. `field`, `wrap`), `key_id` the key and version.
+    /// `key_id` names the key and its version.
     pub fn new(workspace: &str, table: &str, record: &str, field: &str, key_id: &str) -> Self {
-        let parts: [&str; 6] = ["interlock/v1", workspace, table, record, field, key_id];
-        let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 4).sum());
-        for p in parts {
-            // Lengths are prefixed so ("ab","c") and ("a","bc") encode differently.
-            out.extend_from_slice(&(p.len() as u32).to_be_bytes());
-            out.extend_from_slice(p.as_bytes());
+        let parts: [&str; 6] = [AAD_TAG, workspace, table, record, field, key_id];
+        let total: usize = parts.iter().map(|p| p.len() + 4).sum();
+        // Lengths are prefixed so ("ab","c") and ("a","bc") encode differently.
+        if total <= AAD_INLINE {
+            let mut buf = arrayvec::ArrayVec::<u8, AAD_INLINE>::new();
+            for p in parts {
+                // Cannot fail: the total was checked above.
+                let _ = buf.try_extend_from_slice(&(p.len() as u32).to_be_bytes());
+                let _ = buf.try_extend_from_slice(p.as_bytes());
+            }
+            Self(AadBytes::Inline(buf))
+        } else {
+            let mut buf = Vec::with_capacity(total);
+            for p in parts {
+                buf.extend_from_slice(&(p.len() as u32).to_be_bytes());
+                buf.extend_from_slice(p.as_bytes());
+            }
+            Self(AadBytes::Heap(buf))
         }
-        Self(out)
     }
 
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        match &self.0 {
+            AadBytes::Inline(b) => b,
+            AadBytes::Heap(v) => v,
+        }
+    }
+}
+
+impl PartialEq for Aad {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Aad {}
+
+impl std::fmt::Debug for Aad {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Aad({} bytes)", self.as_bytes().len())
     }
 }
 
@@ -91,7 +133,8 @@ impl AeadKey {
 
     /// Encrypt `plaintext`, bound to `aad`.
     pub fn seal(&self, aad: &Aad, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let nonce_bytes = crate::random_bytes::<NONCE_LEN>()?;
+        let mut nonce_bytes = [0u8; NONCE_LEN];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut nonce_bytes);
         let mut out = Vec::with_capacity(plaintext.len() + OVERHEAD);
         out.push(FORMAT_V1);
         out.extend_from_slice(&nonce_bytes);
@@ -189,6 +232,17 @@ mod tests {
             Err(CryptoError::Malformed)
         ));
         assert!(matches!(k.open(&aad, &[]), Err(CryptoError::Malformed)));
+    }
+
+    #[test]
+    fn long_aad_spills_to_the_heap_and_still_binds() {
+        let k = key();
+        let long = "x".repeat(400);
+        let aad = Aad::new(&long, "t", "r", "f", "k");
+        assert!(aad.as_bytes().len() > AAD_INLINE);
+        let ct = k.seal(&aad, b"v").expect("seal");
+        assert!(k.open(&aad, &ct).is_ok());
+        assert!(k.open(&Aad::new(&long, "t", "r", "g", "k"), &ct).is_err());
     }
 
     #[test]

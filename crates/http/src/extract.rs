@@ -206,3 +206,25 @@ pub fn parse_id<T>(
 ) -> Result<T, ApiError> {
     parse(raw).map_err(|e| ApiError::bad_request("invalid_id", e.message))
 }
+
+/// Path parameters whose rejections (e.g. invalid percent-encoding) are problem+json.
+#[derive(Debug)]
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(_) => Err(ApiError::bad_request(
+                "invalid_id",
+                "a path parameter is not a valid id",
+            )),
+        }
+    }
+}

@@ -361,6 +361,8 @@ async fn bad_input_is_a_clear_4xx_and_writes_nothing(store: Store) {
     assert_problem(&r, 400, "invalid_id");
     let r = app.get("/v1/conversations/ct_0123", &token).await;
     assert_problem(&r, 400, "invalid_id");
+    let r = app.get("/v1/contacts/%FF%FE", &token).await;
+    assert_problem(&r, 400, "invalid_id");
     let r = app.get("/v1/contacts?cursor=%%%", &token).await;
     assert_problem(&r, 400, "invalid_cursor");
     let r = app.get("/v1/contacts?per_page=1000", &token).await;

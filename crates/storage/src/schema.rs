@@ -75,7 +75,7 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[(
             PRIMARY KEY (workspace_id, id),
             FOREIGN KEY (workspace_id, conversation_id) REFERENCES conversations (workspace_id, id)
         )",
-        "CREATE INDEX parts_conversation ON conversation_parts (workspace_id, conversation_id, id)",
+        "CREATE INDEX parts_conversation ON conversation_parts (workspace_id, conversation_id, created_at, id)",
         "CREATE TABLE events (
             workspace_id TEXT NOT NULL REFERENCES workspaces(id),
             id TEXT NOT NULL,

@@ -1,6 +1,5 @@
 //! Contacts: users and visitors, the data subjects.
 
-use axum::extract::Path;
 use axum::http::StatusCode;
 use interlock_domain::{
     ContactId, ContactPatch, ContactRole, CustomAttributes, Email, ExternalId, NewContact,
@@ -12,7 +11,7 @@ use crate::dto::{
     cursor,
 };
 use crate::error::ApiError;
-use crate::extract::{Json, Query, WorkspaceAuth, parse_id};
+use crate::extract::{Json, Path, Query, WorkspaceAuth, parse_id};
 
 fn opt<T>(
     v: Option<String>,

@@ -1,7 +1,7 @@
 //! Conversations, their parts (messages) and attachments.
 
 use axum::body::Body as HttpBody;
-use axum::extract::Path;
+
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use interlock_domain::{
@@ -13,7 +13,7 @@ use crate::dto::{
     CreatePartRequest, ListOf, PageParams, PartOut, UploadParams, cursor,
 };
 use crate::error::ApiError;
-use crate::extract::{Json, Query, RawBody, WorkspaceAuth, parse_id};
+use crate::extract::{Json, Path, Query, RawBody, WorkspaceAuth, parse_id};
 
 /// Start a conversation for a contact with a first message from them.
 #[utoipa::path(post, path = "/v1/conversations", tag = "conversations",
