@@ -22,7 +22,7 @@ fn bench(c: &mut Criterion) {
                     &mut buf,
                 )
                 .expect("seal");
-            std::hint::black_box(tag);
+            std::hint::black_box(&tag);
         })
     });
 

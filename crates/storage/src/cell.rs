@@ -786,7 +786,6 @@ impl Cell {
     }
 
     fn part_stmt(
-        &self,
         ws: &WorkspaceId,
         conversation: &ConversationId,
         key: &AeadKey,
@@ -830,7 +829,7 @@ impl Cell {
             kind: AuthorType::Contact,
             id: contact_id.to_string(),
         };
-        let (part_id, part) = self.part_stmt(ws, &id, &key, &skid, &author, body, now)?;
+        let (part_id, part) = Self::part_stmt(ws, &id, &key, &skid, &author, body, now)?;
         let conv = Stmt::new(
             "INSERT INTO conversations (workspace_id, id, contact_id, subject_key_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
             vec![
@@ -909,7 +908,7 @@ impl Cell {
         }
         let key = self.subject_key(ws, &meta.subject_key_id).await?;
         let now = now_ms();
-        let (id, part) = self.part_stmt(
+        let (id, part) = Self::part_stmt(
             ws,
             conversation,
             &key,
