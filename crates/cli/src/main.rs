@@ -5,6 +5,7 @@
 
 mod bench;
 mod config;
+mod version;
 
 use std::path::PathBuf;
 
@@ -33,6 +34,11 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Print the version; with --sbom, every dependency the binary was built from.
+    Version {
+        #[arg(long)]
+        sbom: bool,
     },
     /// Benchmarks.
     Bench {
@@ -105,6 +111,10 @@ async fn run(cli: Cli) -> Result<()> {
             serve(args).await
         }
         Command::Keys { command } => keys(command).await,
+        Command::Version { sbom } => {
+            print!("{}", version::render(sbom));
+            Ok(())
+        }
         Command::Bench {
             command: BenchCommand::Ingest(args),
         } => bench::ingest(args).await,

@@ -1,7 +1,7 @@
 //! End-to-end tests of the `interlock` binary as an operator runs it: a child process with its
 //! own data folder, logs captured, talked to over HTTPS.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

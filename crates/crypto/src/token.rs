@@ -14,8 +14,8 @@ use crate::CryptoError;
 const API_PREFIX: &str = "ilk_";
 const OPERATOR_PREFIX: &str = "ilo_";
 
-/// The SHA-256 of a token: what the store keeps.
-#[derive(Clone, PartialEq, Eq, Hash)]
+/// The SHA-256 of a token: what the store keeps. No `PartialEq`: compare with [`TokenHash::ct_eq`].
+#[derive(Clone)]
 pub struct TokenHash([u8; 32]);
 
 impl TokenHash {

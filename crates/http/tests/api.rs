@@ -1,6 +1,10 @@
 //! The customer data API end to end: the real server over TLS, against SQLite and PostgreSQL.
 
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::disallowed_types,
+    clippy::disallowed_methods
+)]
 
 mod common;
 

@@ -296,6 +296,7 @@ async fn migrate(conn: &mut AnyConnection, backend: &Backend) -> Result<(), Stor
         for stmt in *statements {
             let sql = stmt.replace("{BYTES}", bytes);
             // The text is a compile-time migration with only the byte type substituted.
+            #[allow(clippy::disallowed_methods)]
             tx.execute(sqlx::AssertSqlSafe(sql))
                 .await
                 .map_err(StoreError::from_db)?;
@@ -338,6 +339,7 @@ pub async fn ensure_pg_database(server_url: &str, name: &str) -> Result<(), Stor
     if exists.is_none() {
         let ddl = format!("CREATE DATABASE \"{name}\"");
         // `name` was checked above to be a plain identifier.
+        #[allow(clippy::disallowed_methods)]
         if let Err(e) = conn.execute(sqlx::AssertSqlSafe(ddl)).await {
             // Another process may have created it in between.
             let again: Option<(i32,)> =

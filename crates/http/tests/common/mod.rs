@@ -2,7 +2,12 @@
 //! against SQLite or a fresh set of PostgreSQL databases. `store_tests!` runs a test body
 //! against both stores.
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::disallowed_types,
+    clippy::disallowed_methods
+)]
 
 use std::path::PathBuf;
 
