@@ -17,7 +17,7 @@ use sqlx::{AnyPool, Row};
 
 use crate::blobs::BlobStore;
 use crate::cache::BoundedCache;
-use crate::db::{self, Arg, Backend, Stmt, Writer};
+use crate::db::{self, Arg, Backend, RowInsert, Stmt, Writer};
 use crate::records::*;
 use crate::{StoreError, now_ms};
 
@@ -799,8 +799,9 @@ impl Cell {
             .seal("body", body.as_str().as_bytes())?;
         Ok((
             id.clone(),
-            Stmt::new(
+            Stmt::row(
                 "INSERT INTO conversation_parts (workspace_id, id, conversation_id, author_type, author_id, body_ct, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                PART_ROW,
                 vec![
                     Arg::Text(ws.to_string()),
                     Arg::Text(id.to_string()),
@@ -1271,22 +1272,22 @@ impl Cell {
             let mut tx = sqlx::Connection::begin(&mut *conn)
                 .await
                 .map_err(StoreError::Db)?;
-            for _ in 0..per_commit.max(1) {
-                let now = now_ms();
-                sqlx::query(
-                    "INSERT INTO conversation_parts (workspace_id, id, conversation_id, author_type, author_id, body_ct, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(ws.as_str())
-                .bind(PartId::new().as_str())
-                .bind(conversation.as_str())
-                .bind("teammate")
-                .bind("tm_0190a0c1a2b34c5d8e9f001122334455")
-                .bind(body)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::Db)?;
-            }
+            let rows: Vec<Vec<Arg>> = (0..per_commit.max(1))
+                .map(|_| {
+                    vec![
+                        Arg::Text(ws.to_string()),
+                        Arg::Text(PartId::new().to_string()),
+                        Arg::Text(conversation.to_string()),
+                        Arg::Text("teammate".into()),
+                        Arg::Text("tm_0190a0c1a2b34c5d8e9f001122334455".into()),
+                        Arg::Bytes(body.to_vec()),
+                        Arg::Int(now_ms()),
+                    ]
+                })
+                .collect();
+            let refs: Vec<&[Arg]> = rows.iter().map(Vec::as_slice).collect();
+            // The same statements the writer issues for a group of parts.
+            db::insert_rows(&mut tx, PART_ROW, &refs).await?;
             tx.commit().await.map_err(StoreError::Db)?;
             written += per_commit.max(1) as u64;
         }
@@ -1302,6 +1303,12 @@ impl Cell {
         self.conversations.clear();
     }
 }
+
+/// Parts are the hot path: merged into multi-row INSERTs inside a group commit.
+const PART_ROW: RowInsert = RowInsert {
+    head: "INSERT INTO conversation_parts (workspace_id, id, conversation_id, author_type, author_id, body_ct, created_at) VALUES ",
+    columns: 7,
+};
 
 // The contact SELECTs share one column list; spelled out as constants so every query text is
 // static (no SQL is built from input at run time).

@@ -73,6 +73,17 @@ pub struct Stmt {
     pub args: Vec<Arg>,
     /// When set, the unit fails with `NotFound` unless exactly this many rows were affected.
     pub expect_rows: Option<u64>,
+    /// Set for a plain one-row INSERT that nothing else in a group depends on: inside a group
+    /// commit, all such rows of one table are written with multi-row INSERTs after the group's
+    /// other statements (one round trip to the database instead of one per row).
+    pub row_insert: Option<RowInsert>,
+}
+
+/// `INSERT INTO table (columns) VALUES ` and the number of columns, for multi-row inserts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowInsert {
+    pub head: &'static str,
+    pub columns: usize,
 }
 
 impl Stmt {
@@ -81,6 +92,18 @@ impl Stmt {
             sql,
             args,
             expect_rows: None,
+            row_insert: None,
+        }
+    }
+
+    /// A one-row INSERT that may be merged with others of the same table in a group commit.
+    pub fn row(sql: &'static str, insert: RowInsert, args: Vec<Arg>) -> Self {
+        debug_assert_eq!(args.len(), insert.columns);
+        Self {
+            sql,
+            args,
+            expect_rows: None,
+            row_insert: Some(insert),
         }
     }
 
@@ -145,16 +168,67 @@ impl Writer {
     }
 }
 
+async fn exec_stmt(conn: &mut AnyConnection, stmt: &Stmt) -> Result<(), StoreError> {
+    let res = bind_all(sqlx::query(stmt.sql), &stmt.args)
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::from_db)?;
+    if let Some(n) = stmt.expect_rows
+        && res.rows_affected() != n
+    {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
 async fn exec_unit(conn: &mut AnyConnection, unit: &Unit) -> Result<(), StoreError> {
     for stmt in unit {
-        let res = bind_all(sqlx::query(stmt.sql), &stmt.args)
-            .execute(&mut *conn)
-            .await
-            .map_err(StoreError::from_db)?;
-        if let Some(n) = stmt.expect_rows
-            && res.rows_affected() != n
-        {
-            return Err(StoreError::NotFound);
+        exec_stmt(conn, stmt).await?;
+    }
+    Ok(())
+}
+
+/// Rows per multi-row INSERT (well under SQLite's and PostgreSQL's bound-parameter limits).
+const ROWS_PER_INSERT: usize = 256;
+
+/// The text of an INSERT of `rows` rows: the fixed head and `$n` placeholders only. No value is
+/// ever part of the text.
+fn multi_row_sql(insert: RowInsert, rows: usize) -> String {
+    let mut sql = String::with_capacity(insert.head.len() + rows * insert.columns * 6);
+    sql.push_str(insert.head);
+    let mut n = 0;
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..insert.columns {
+            n += 1;
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&n.to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Write rows of one table with as few statements as possible.
+pub(crate) async fn insert_rows(
+    conn: &mut AnyConnection,
+    insert: RowInsert,
+    rows: &[&[Arg]],
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let sql = multi_row_sql(insert, chunk.len());
+        // The text holds only the static head and numbered placeholders; every value is bound.
+        #[allow(clippy::disallowed_methods)]
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            q = bind_all(q, row);
+        }
+        let res = q.execute(&mut *conn).await.map_err(StoreError::from_db)?;
+        if res.rows_affected() != chunk.len() as u64 {
+            return Err(StoreError::Conflict("row_count"));
         }
     }
     Ok(())
@@ -162,8 +236,24 @@ async fn exec_unit(conn: &mut AnyConnection, unit: &Unit) -> Result<(), StoreErr
 
 async fn commit_batch(conn: &mut AnyConnection, batch: &[Job]) -> Result<(), StoreError> {
     let mut tx = conn.begin().await.map_err(StoreError::from_db)?;
+    // Mergeable row inserts wait until the group's other statements have run (so the rows they
+    // reference, e.g. a conversation created in the same group, exist), then go in per table.
+    let mut deferred: Vec<(RowInsert, Vec<&[Arg]>)> = Vec::new();
     for job in batch {
-        exec_unit(&mut tx, &job.unit).await?;
+        for stmt in &job.unit {
+            match stmt.row_insert {
+                Some(ins) if stmt.expect_rows.is_none() => {
+                    match deferred.iter_mut().find(|(i, _)| *i == ins) {
+                        Some((_, rows)) => rows.push(&stmt.args),
+                        None => deferred.push((ins, vec![&stmt.args])),
+                    }
+                }
+                _ => exec_stmt(&mut tx, stmt).await?,
+            }
+        }
+    }
+    for (ins, rows) in &deferred {
+        insert_rows(&mut tx, *ins, rows).await?;
     }
     tx.commit().await.map_err(StoreError::from_db)
 }
@@ -238,6 +328,9 @@ async fn tune(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
             "PRAGMA busy_timeout = 10000",
             "PRAGMA secure_delete = ON",
             "PRAGMA temp_store = MEMORY",
+            // Checkpoints run from a background task (see `checkpointer`), never inside a
+            // commit, so a write is never held up by copying the WAL into the database.
+            "PRAGMA wal_autocheckpoint = 0",
         ] {
             conn.execute(pragma).await?;
         }
@@ -245,6 +338,26 @@ async fn tune(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
         conn.execute("SET synchronous_commit = on").await?;
     }
     Ok(())
+}
+
+/// SQLite only: move committed WAL frames into the database file in the background, without
+/// blocking the writer (PASSIVE), so the WAL does not grow without bound.
+pub(crate) fn spawn_checkpointer(pool: AnyPool) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            if pool.is_closed() {
+                break;
+            }
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                tracing::warn!(error = %e, "WAL checkpoint failed");
+            }
+        }
+    });
 }
 
 fn url_for(backend: &Backend) -> String {
@@ -272,6 +385,9 @@ pub async fn open(backend: &Backend) -> Result<(AnyPool, Writer), StoreError> {
         .connect_with(opts)
         .await
         .map_err(StoreError::from_db)?;
+    if backend.is_sqlite() {
+        spawn_checkpointer(pool.clone());
+    }
     Ok((pool, Writer::spawn(writer_conn)))
 }
 
@@ -388,6 +504,18 @@ pub fn database_name(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multi_row_text_has_only_placeholders() {
+        let ins = RowInsert {
+            head: "INSERT INTO t (a, b) VALUES ",
+            columns: 2,
+        };
+        assert_eq!(
+            multi_row_sql(ins, 3),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4), ($5, $6)"
+        );
+    }
 
     #[test]
     fn url_rewriting() {
