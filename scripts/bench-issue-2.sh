@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 cargo build --release -q -p interlock
 bin=target/release/interlock
 seconds=${SECONDS_PER_PHASE:-5}
-clients=${CLIENTS:-256}
+clients=${CLIENTS:-512}
 echo "== bench crypto"
 $bin bench crypto
 echo "== bench ingest (sqlite, $clients clients, ${seconds}s per phase)"

@@ -28,7 +28,7 @@ pub struct IngestArgs {
     #[arg(long, default_value_t = 5)]
     pub seconds: u64,
     /// Concurrent keep-alive HTTPS clients.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 512)]
     pub clients: usize,
     /// Bytes per message body.
     #[arg(long, default_value_t = 200)]

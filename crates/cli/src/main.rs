@@ -15,6 +15,11 @@ use interlock_domain::Region;
 
 use crate::config::{FileConfig, ServeArgs, StoreArgs};
 
+// glibc malloc's arena locks and consolidation showed as ~15% of CPU under load; mimalloc's
+// thread-local free lists remove most of it (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "interlock",

@@ -150,11 +150,49 @@ pub struct Writer {
 const MAX_BATCH: usize = 512;
 
 impl Writer {
-    pub(crate) fn spawn(conn: AnyConnection) -> Self {
+    /// Start the writer on a thread of its own, with its own connection. Under load the
+    /// request tasks keep the shared runtime's run queue long; a writer queued behind them paid
+    /// that wait on every round trip to the database, which capped throughput well below what
+    /// the store takes. On its own thread it is served at once.
+    pub(crate) async fn spawn(opts: AnyConnectOptions) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel(4096);
         let stats = Arc::new(WriterStats::default());
-        tokio::spawn(run_writer(conn, rx, stats.clone()));
-        Self { tx, stats }
+        let (ready_tx, ready_rx) = oneshot::channel::<Result<(), StoreError>>();
+        let thread_stats = stats.clone();
+        std::thread::Builder::new()
+            .name("interlock-writer".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(StoreError::Io(e)));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let conn = async {
+                        let mut c = AnyConnection::connect_with(&opts).await?;
+                        tune(&mut c).await?;
+                        Ok::<_, sqlx::Error>(c)
+                    }
+                    .await;
+                    match conn {
+                        Ok(conn) => {
+                            let _ = ready_tx.send(Ok(()));
+                            run_writer(conn, rx, thread_stats).await;
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(StoreError::from_db(e)));
+                        }
+                    }
+                });
+            })
+            .map_err(StoreError::Io)?;
+        ready_rx.await.map_err(|_| StoreError::Closed)??;
+        Ok(Self { tx, stats })
     }
 
     /// Commit `unit` durably, grouped with whatever other units are waiting.
@@ -191,9 +229,10 @@ async fn exec_unit(conn: &mut AnyConnection, unit: &Unit) -> Result<(), StoreErr
 /// Rows per multi-row INSERT (well under SQLite's and PostgreSQL's bound-parameter limits).
 const ROWS_PER_INSERT: usize = 256;
 
-/// The text of an INSERT of `rows` rows: the fixed head and `$n` placeholders only. No value is
-/// ever part of the text.
-fn multi_row_sql(insert: RowInsert, rows: usize) -> String {
+/// The text of an INSERT of `rows` rows: the fixed head and placeholders only. No value is ever
+/// part of the text. PostgreSQL needs numbered `$n`; SQLite gets anonymous `?`, because sqlx
+/// resolves each named parameter with a linear scan, quadratic over a statement of many rows.
+fn multi_row_sql(insert: RowInsert, rows: usize, numbered: bool) -> String {
     let mut sql = String::with_capacity(insert.head.len() + rows * insert.columns * 6);
     sql.push_str(insert.head);
     let mut n = 0;
@@ -204,8 +243,12 @@ fn multi_row_sql(insert: RowInsert, rows: usize) -> String {
             if c > 0 {
                 sql.push_str(", ");
             }
-            sql.push('$');
-            sql.push_str(&n.to_string());
+            if numbered {
+                sql.push('$');
+                sql.push_str(&n.to_string());
+            } else {
+                sql.push('?');
+            }
         }
         sql.push(')');
     }
@@ -218,8 +261,9 @@ pub(crate) async fn insert_rows(
     insert: RowInsert,
     rows: &[&[Arg]],
 ) -> Result<(), StoreError> {
+    let numbered = !conn.backend_name().eq_ignore_ascii_case("sqlite");
     for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let sql = multi_row_sql(insert, chunk.len());
+        let sql = multi_row_sql(insert, chunk.len(), numbered);
         // The text holds only the static head and numbered placeholders; every value is bound.
         #[allow(clippy::disallowed_methods)]
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -372,23 +416,27 @@ pub async fn open(backend: &Backend) -> Result<(AnyPool, Writer), StoreError> {
     sqlx::any::install_default_drivers();
     let url = url_for(backend);
     let opts: AnyConnectOptions = url.parse().map_err(StoreError::from_db)?;
-    let mut writer_conn = AnyConnection::connect_with(&opts)
-        .await
-        .map_err(StoreError::from_db)?;
-    tune(&mut writer_conn).await.map_err(StoreError::from_db)?;
-    migrate(&mut writer_conn, backend).await?;
+    {
+        let mut conn = AnyConnection::connect_with(&opts)
+            .await
+            .map_err(StoreError::from_db)?;
+        tune(&mut conn).await.map_err(StoreError::from_db)?;
+        migrate(&mut conn, backend).await?;
+        let _ = conn.close().await;
+    }
     let pool = AnyPoolOptions::new()
         .max_connections(if backend.is_sqlite() { 8 } else { 16 })
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(10))
         .after_connect(after_connect)
-        .connect_with(opts)
+        .connect_with(opts.clone())
         .await
         .map_err(StoreError::from_db)?;
     if backend.is_sqlite() {
         spawn_checkpointer(pool.clone());
     }
-    Ok((pool, Writer::spawn(writer_conn)))
+    let writer = Writer::spawn(opts).await?;
+    Ok((pool, writer))
 }
 
 async fn migrate(conn: &mut AnyConnection, backend: &Backend) -> Result<(), StoreError> {
@@ -512,8 +560,12 @@ mod tests {
             columns: 2,
         };
         assert_eq!(
-            multi_row_sql(ins, 3),
+            multi_row_sql(ins, 3, true),
             "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4), ($5, $6)"
+        );
+        assert_eq!(
+            multi_row_sql(ins, 2, false),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?)"
         );
     }
 
