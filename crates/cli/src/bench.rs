@@ -132,14 +132,20 @@ async fn load(
 
 async fn floor_server(
     cert: &interlock_http::tls::CertSource,
+    state: Arc<interlock_http::AppState>,
 ) -> Result<(
     std::net::SocketAddr,
     axum_server::Handle<std::net::SocketAddr>,
 )> {
     let (tls, _) = interlock_http::tls::load_or_generate(Some(cert), std::path::Path::new("."))?;
-    let app = Router::new().route(
-        "/v1/conversations/{id}/parts",
-        axum::routing::post(|_body: bytes::Bytes| async { axum::http::StatusCode::CREATED }),
+    // The product's own layers (headers, metrics, timeout, panic catcher) around a handler
+    // that reads the body and answers an empty 201: the HTTPS stack without the store.
+    let app = interlock_http::layered(
+        Router::new().route(
+            "/v1/conversations/{id}/parts",
+            axum::routing::post(|_body: bytes::Bytes| async { axum::http::StatusCode::CREATED }),
+        ),
+        state,
     );
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     listener.set_nonblocking(true)?;
@@ -248,7 +254,7 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
         cert: running.cert_path.clone(),
         key: settings.data_dir.join("tls/key.pem"),
     };
-    let (floor_addr, floor_handle) = floor_server(&cert).await?;
+    let (floor_addr, floor_handle) = floor_server(&cert, running.state.clone()).await?;
     let floor_urls = conversations
         .iter()
         .map(|id| {

@@ -64,16 +64,19 @@ enum AadBytes {
 }
 
 const AAD_INLINE: usize = 256;
-const AAD_TAG: &str = "interlock/v1";
+/// The domain tag with its length prefix, as the encoding below would write it; a constant so
+/// it is one fixed-size copy.
+const AAD_TAG: &[u8; 16] = b"\x00\x00\x00\x0cinterlock/v1";
 
 impl Aad {
     /// `key_id` names the key and its version.
     pub fn new(workspace: &str, table: &str, record: &str, field: &str, key_id: &str) -> Self {
-        let parts: [&str; 6] = [AAD_TAG, workspace, table, record, field, key_id];
-        let total: usize = parts.iter().map(|p| p.len() + 4).sum();
+        let parts: [&str; 5] = [workspace, table, record, field, key_id];
+        let total: usize = AAD_TAG.len() + parts.iter().map(|p| p.len() + 4).sum::<usize>();
         // Lengths are prefixed so ("ab","c") and ("a","bc") encode differently.
         if total <= AAD_INLINE {
             let mut buf = arrayvec::ArrayVec::<u8, AAD_INLINE>::new();
+            let _ = buf.try_extend_from_slice(AAD_TAG);
             for p in parts {
                 // Cannot fail: the total was checked above.
                 let _ = buf.try_extend_from_slice(&(p.len() as u32).to_be_bytes());
@@ -82,6 +85,7 @@ impl Aad {
             Self(AadBytes::Inline(buf))
         } else {
             let mut buf = Vec::with_capacity(total);
+            buf.extend_from_slice(AAD_TAG);
             for p in parts {
                 buf.extend_from_slice(&(p.len() as u32).to_be_bytes());
                 buf.extend_from_slice(p.as_bytes());
@@ -245,6 +249,13 @@ mod tests {
         let ct = k.seal(&aad, b"v").expect("seal");
         assert!(k.open(&aad, &ct).is_ok());
         assert!(k.open(&Aad::new(&long, "t", "r", "g", "k"), &ct).is_err());
+    }
+
+    #[test]
+    fn aad_tag_is_the_length_prefixed_domain_string() {
+        let aad = Aad::new("", "", "", "", "");
+        assert_eq!(&aad.as_bytes()[..4], &12u32.to_be_bytes());
+        assert_eq!(&aad.as_bytes()[4..16], b"interlock/v1");
     }
 
     #[test]

@@ -130,7 +130,12 @@ async fn observe(State(_state): State<Arc<AppState>>, req: Request, next: Next) 
 
 /// The router with all routes and layers.
 pub fn app(state: Arc<AppState>) -> Router {
-    let limits = state.limits;
+    let routes = api_routes(state.limits);
+    layered(routes, state)
+}
+
+/// Every API route with its body limit, without the shared layers.
+fn api_routes(limits: Limits) -> Router<Arc<AppState>> {
     let uploads = Router::new()
         .route(
             "/v1/conversations/{id}/attachments",
@@ -166,6 +171,13 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/openapi.json", get(system::openapi))
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .merge(uploads)
+}
+
+/// The layers every response goes through: problem+json fallbacks, request metrics and logs,
+/// panic catcher, timeout, and the security headers (HSTS, nosniff, no-store). Public so the
+/// ingest benchmark's HTTPS floor runs the very same stack around an empty handler.
+pub fn layered(routes: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), observe))

@@ -388,7 +388,7 @@ async fn tune(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
 /// blocking the writer (PASSIVE), so the WAL does not grow without bound.
 pub(crate) fn spawn_checkpointer(pool: AnyPool) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
             if pool.is_closed() {
