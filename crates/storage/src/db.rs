@@ -126,6 +126,8 @@ struct Job {
 pub struct WriterStats {
     pub commits: AtomicU64,
     pub units: AtomicU64,
+    /// Groups that failed as a whole and were retried unit by unit.
+    pub split_groups: AtomicU64,
 }
 
 impl WriterStats {
@@ -339,6 +341,7 @@ async fn run_writer(mut conn: AnyConnection, mut rx: mpsc::Receiver<Job>, stats:
                 }
             }
             Err(_) => {
+                stats.split_groups.fetch_add(1, Ordering::Relaxed);
                 // One unit spoiled the group: the transaction rolled back, so nothing of any unit
                 // was written. Commit each unit alone so only the faulty one fails.
                 for job in batch.drain(..) {

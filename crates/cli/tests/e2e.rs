@@ -1,0 +1,1465 @@
+//! End-to-end tests of the real `interlock` binary, run as a child process the way an operator
+//! runs it: its own temporary data folder, a free port, logs captured to a file at debug level,
+//! talked to over HTTPS with the self-signed certificate it writes, stopped with SIGTERM.
+//!
+//! What they prove (issue 2, "How we will know"):
+//! - a unique marker written through every personal and content field comes back intact from
+//!   the API but is found in no file under the data folder (databases, WAL, blobs, temp), in
+//!   no log line, and in no `pg_dump` of the PostgreSQL databases;
+//! - the TLS policy as `openssl s_client` sees it, plain HTTP refused, HSTS on every answer;
+//! - master key rotation and retirement through the CLI keep data readable;
+//! - a process serving other regions answers 421 with problem+json for a workspace's region;
+//! - bad configuration fails fast.
+//!
+//! Needs `openssl`, `pg_dump` and `psql` on PATH and PostgreSQL at
+//! postgres://postgres@127.0.0.1:5432 (override with `INTERLOCK_TEST_PG`). Missing tools fail
+//! the tests with a message saying so; nothing is skipped.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_interlock");
+const HSTS: &str = "max-age=63072000; includeSubDomains";
+/// How long a server may take to answer `/healthz` after it is started.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+// ------------------------------------------------------------------ small helpers
+
+/// `n` random bytes from the kernel, hex-encoded (lower case).
+fn random_hex(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .expect("read /dev/urandom");
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty()
+        && haystack.len() >= needle.len()
+        && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every regular file under `dir`, recursively (symlinks are not followed).
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = fs::read_dir(&d).unwrap_or_else(|e| panic!("read_dir {}: {e}", d.display()));
+        for entry in entries {
+            let entry = entry.expect("directory entry");
+            let ty = entry.file_type().expect("file type");
+            if ty.is_dir() {
+                stack.push(entry.path());
+            } else if ty.is_file() {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn mode_of(path: &Path) -> u32 {
+    fs::metadata(path)
+        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// A command's outcome, its output read from files (no pipe can fill up and block it).
+struct Ran {
+    status: ExitStatus,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+impl Ran {
+    fn ok(&self) -> bool {
+        self.status.success()
+    }
+
+    fn text(&self) -> String {
+        format!(
+            "exit: {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.status,
+            String::from_utf8_lossy(&self.stdout),
+            String::from_utf8_lossy(&self.stderr)
+        )
+    }
+}
+
+/// Strip `INTERLOCK_*` variables (other than the log filter) from a child's environment: the
+/// binary reads every `INTERLOCK_*` variable as configuration and refuses unknown ones, and the
+/// test environment itself may set `INTERLOCK_TEST_PG`.
+fn clean_env(cmd: &mut Command) -> &mut Command {
+    for (key, _) in std::env::vars_os() {
+        if let Some(k) = key.to_str()
+            && k.starts_with("INTERLOCK_")
+            && k != "INTERLOCK_LOG"
+        {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("RUST_BACKTRACE", "0")
+}
+
+/// Run a command to completion with a deadline; `what` names it in failure messages.
+fn run_with_timeout(cmd: &mut Command, timeout: Duration, what: &str) -> Ran {
+    let out_dir = tempfile::tempdir().expect("temp dir for command output");
+    let out_path = out_dir.path().join("stdout");
+    let err_path = out_dir.path().join("stderr");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&out_path).expect("stdout file"))
+        .stderr(fs::File::create(&err_path).expect("stderr file"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e} (is it installed and on PATH?)"));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what} did not finish within {timeout:?}; output so far:\n{}\n{}",
+                String::from_utf8_lossy(&fs::read(&out_path).unwrap_or_default()),
+                String::from_utf8_lossy(&fs::read(&err_path).unwrap_or_default())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ran {
+        status,
+        stdout: fs::read(&out_path).expect("read stdout"),
+        stderr: fs::read(&err_path).expect("read stderr"),
+    }
+}
+
+/// Run the `interlock` binary with these arguments (not `serve`-until-killed).
+fn interlock<S: AsRef<OsStr>>(args: &[S]) -> Ran {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    clean_env(&mut cmd);
+    run_with_timeout(&mut cmd, Duration::from_secs(60), "interlock")
+}
+
+// ------------------------------------------------------------------ the server under test
+
+/// An HTTP answer.
+struct Resp {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "{} answered a body that is not JSON ({e}): {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// A running `interlock serve` child. Dropping it kills the process and waits for it.
+struct Server {
+    child: Child,
+    port: u16,
+    log_path: PathBuf,
+    http: reqwest::Client,
+    operator: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Start `interlock serve --data-dir DATA --listen 127.0.0.1:PORT EXTRA…` and wait until
+    /// `/healthz` answers 200, trusting the self-signed certificate it writes. The log goes to
+    /// a file beside (not inside) the data folder.
+    async fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Self::start_trusting(data_dir, extra, None).await
+    }
+
+    /// Like [`Server::start`], trusting `cert` (a configured certificate) when given.
+    async fn start_trusting(data_dir: &Path, extra: &[&str], cert: Option<&Path>) -> Server {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let cert = cert.map_or_else(|| data_dir.join("tls").join("cert.pem"), Path::to_path_buf);
+        // Another process may take the free port before the child binds it: try again then.
+        let mut attempt = 0;
+        loop {
+            match Self::try_start(data_dir, extra, &cert).await {
+                Ok(server) => return server,
+                Err(log) if attempt < 3 && log.contains("cannot listen") => attempt += 1,
+                Err(log) => panic!("interlock serve {extra:?} failed to start:\n{log}"),
+            }
+        }
+    }
+
+    async fn try_start(data_dir: &Path, extra: &[&str], cert: &Path) -> Result<Server, String> {
+        let port = free_port();
+        let stem = data_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("data");
+        let log_path = data_dir.with_file_name(format!("{stem}-serve-{port}.log"));
+        let log = fs::File::create(&log_path).expect("create the server log file");
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(extra)
+            .env("INTERLOCK_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log);
+        clean_env(&mut cmd);
+        let child = cmd.spawn().expect("spawn interlock serve");
+        let mut server = Server {
+            child,
+            port,
+            log_path,
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("placeholder client"),
+            operator: String::new(),
+        };
+        let mut client: Option<reqwest::Client> = None;
+        let mut last_error = format!("no readable certificate at {}", cert.display());
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = server.child.try_wait().expect("try_wait") {
+                return Err(format!("exited with {status}; log:\n{}", server.log_text()));
+            }
+            if client.is_none()
+                && let Ok(pem) = fs::read(cert)
+                && let Ok(root) = reqwest::Certificate::from_pem(&pem)
+            {
+                client = Some(
+                    reqwest::Client::builder()
+                        .add_root_certificate(root)
+                        .no_proxy()
+                        .timeout(Duration::from_secs(30))
+                        .build()
+                        .expect("build the HTTPS client"),
+                );
+            }
+            if let Some(c) = &client {
+                match c
+                    .get(format!("https://localhost:{port}/healthz"))
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status() == StatusCode::OK => {
+                        server.http = c.clone();
+                        break;
+                    }
+                    Ok(r) => last_error = format!("/healthz answered {}", r.status()),
+                    Err(e) => last_error = format!("{e:?}"),
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "no healthy answer on port {port} within {START_TIMEOUT:?} (last: \
+                     {last_error}); log:\n{}",
+                    server.log_text()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let token_path = data_dir.join("operator-token");
+        server.operator = fs::read_to_string(&token_path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", token_path.display()))
+            .trim()
+            .to_owned();
+        assert_eq!(
+            mode_of(&token_path),
+            0o600,
+            "the operator token file must be mode 0600"
+        );
+        Ok(server)
+    }
+
+    /// The end of the log (debug logs are long), for failure messages.
+    fn log_text(&self) -> String {
+        const KEEP: usize = 16 * 1024;
+        let bytes = self.log_bytes();
+        let from = bytes.len().saturating_sub(KEEP);
+        let prefix = if from > 0 {
+            "[… earlier lines cut]\n"
+        } else {
+            ""
+        };
+        format!("{prefix}{}", String::from_utf8_lossy(&bytes[from..]))
+    }
+
+    fn log_bytes(&self) -> Vec<u8> {
+        fs::read(&self.log_path).unwrap_or_default()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.port)
+    }
+
+    /// Stop the server the way a service manager does (SIGTERM), wait for it, and fall back to
+    /// SIGKILL if it does not exit. Returns how it exited.
+    fn stop(&mut self) -> ExitStatus {
+        if let Some(status) = self.child.try_wait().expect("try_wait") {
+            return status;
+        }
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        self.child.wait().expect("wait for the killed server")
+    }
+
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Resp {
+        let mut req = self.http.request(method.clone(), self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp
+            .bytes()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: reading the body: {e}"))
+            .to_vec();
+        assert_eq!(
+            headers
+                .get("strict-transport-security")
+                .and_then(|v| v.to_str().ok()),
+            Some(HSTS),
+            "{method} {path} ({status}) must carry HSTS"
+        );
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> Value {
+        let r = self
+            .request(Method::POST, path, Some(token), Some(&body))
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "POST {path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        r.json()
+    }
+
+    async fn patch(&self, path: &str, token: &str, body: Value) -> Value {
+        let r = self
+            .request(Method::PATCH, path, Some(token), Some(&body))
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "PATCH {path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        r.json()
+    }
+
+    async fn get(&self, path: &str, token: &str) -> Value {
+        let r = self.request(Method::GET, path, Some(token), None).await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "GET {path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        r.json()
+    }
+
+    /// Create a workspace; returns (id, API token).
+    async fn create_workspace(&self, name: &str, region: &str) -> (String, String) {
+        let ws = self
+            .post(
+                "/v1/operator/workspaces",
+                &self.operator.clone(),
+                json!({"name": name, "region": region}),
+            )
+            .await;
+        assert_eq!(ws["region"], region, "{ws}");
+        let id = ws["id"].as_str().expect("workspace id").to_owned();
+        assert!(
+            id.starts_with(&format!("ws_{region}_")),
+            "workspace ids carry their region: {id}"
+        );
+        let token = ws["api_token"].as_str().expect("api_token").to_owned();
+        (id, token)
+    }
+}
+
+// ------------------------------------------------------------------ PostgreSQL helpers
+
+/// `scheme://user@host:port` of the test PostgreSQL server (no database, no query).
+fn pg_server_url() -> String {
+    let raw = std::env::var("INTERLOCK_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
+    let (scheme, rest) = raw
+        .split_once("://")
+        .unwrap_or_else(|| panic!("INTERLOCK_TEST_PG must be a postgres:// URL, got {raw:?}"));
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    format!("{scheme}://{authority}")
+}
+
+fn psql(sql: &str) -> Ran {
+    let mut cmd = Command::new("psql");
+    cmd.arg("--no-password")
+        .arg("-v")
+        .arg("ON_ERROR_STOP=1")
+        .arg("-tA")
+        .arg("-d")
+        .arg(format!("{}/postgres", pg_server_url()))
+        .arg("-c")
+        .arg(sql)
+        .env("PGCONNECT_TIMEOUT", "10");
+    run_with_timeout(
+        &mut cmd,
+        Duration::from_secs(60),
+        "psql (install postgresql-client)",
+    )
+}
+
+/// Fail clearly unless PostgreSQL answers.
+fn require_postgres() {
+    let r = psql("SELECT 1");
+    assert!(
+        r.ok(),
+        "PostgreSQL must be reachable at {} (set INTERLOCK_TEST_PG to override); psql said:\n{}",
+        pg_server_url(),
+        r.text()
+    );
+}
+
+/// Drops its databases when dropped, even when a test fails half-way.
+struct PgDatabases(Vec<String>);
+
+impl PgDatabases {
+    fn drop_all(&mut self) -> Vec<Ran> {
+        self.0
+            .drain(..)
+            .map(|db| psql(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)")))
+            .collect()
+    }
+}
+
+impl Drop for PgDatabases {
+    fn drop(&mut self) {
+        let _ = self.drop_all();
+    }
+}
+
+// ------------------------------------------------------------------ 1. the marker
+
+/// What a marker run leaves behind to check against.
+struct MarkerRun {
+    workspace_id: String,
+    api_token: String,
+}
+
+/// Write `marker` through every personal and content field of a fresh workspace, then read
+/// every one back through the API and check it is intact.
+async fn write_and_read_marker(s: &Server, region: &str, marker: &str) -> MarkerRun {
+    let (workspace_id, token) = s.create_workspace("Marker Test Co", region).await;
+
+    // A contact: email, name, external id, a custom attribute's value and key.
+    let email = format!("{marker}@example.com");
+    let name = format!("Name {marker}");
+    let external_id = format!("ext-{marker}");
+    let attr_key = format!("{marker}_key");
+    let contact = s
+        .post(
+            "/v1/contacts",
+            &token,
+            json!({
+                "role": "user",
+                "external_id": external_id,
+                "email": email,
+                "name": name,
+                "phone": "+44 20 7946 0958",
+                "custom_attributes": {"note": marker, attr_key.clone(): "by key", "plan": "gold"},
+            }),
+        )
+        .await;
+    let cid = contact["id"].as_str().expect("contact id").to_owned();
+    // An update goes through the same encryption.
+    let patched = s
+        .patch(
+            &format!("/v1/contacts/{cid}"),
+            &token,
+            json!({"custom_attributes": {"later": format!("patched {marker}")}}),
+        )
+        .await;
+    assert_eq!(
+        patched["custom_attributes"]["later"],
+        format!("patched {marker}")
+    );
+
+    // A conversation with a first body and a teammate's reply.
+    let first = format!("Hello, I am {marker} and I need help.");
+    let reply = format!("Reply to {marker}: sure.");
+    let conv = s
+        .post(
+            "/v1/conversations",
+            &token,
+            json!({"contact_id": cid, "body": first}),
+        )
+        .await;
+    let conv_id = conv["id"].as_str().expect("conversation id").to_owned();
+    let teammate = format!("tm_{}", random_hex(16));
+    let part = s
+        .post(
+            &format!("/v1/conversations/{conv_id}/parts"),
+            &token,
+            json!({"body": reply, "author": {"type": "teammate", "id": teammate}}),
+        )
+        .await;
+    assert_eq!(part["body"], reply.as_str());
+
+    // An event: name and metadata (value and key).
+    let event_name = format!("ev_{marker}");
+    s.post(
+        "/v1/events",
+        &token,
+        json!({"contact_id": cid, "name": event_name,
+               "metadata": {"detail": marker, marker: 42}}),
+    )
+    .await;
+
+    // An attachment: bytes and file name.
+    let filename = format!("{marker}.txt");
+    let bytes = format!("attachment bytes: {marker}\n{}\n", marker.repeat(3)).into_bytes();
+    let up = s
+        .http
+        .post(s.url(&format!(
+            "/v1/conversations/{conv_id}/attachments?filename={filename}"
+        )))
+        .bearer_auth(&token)
+        .header("content-type", "text/plain")
+        .body(bytes.clone())
+        .send()
+        .await
+        .expect("upload the attachment");
+    let up_status = up.status();
+    let up_body: Value = up.json().await.expect("upload answer is JSON");
+    assert_eq!(up_status, StatusCode::CREATED, "upload: {up_body}");
+    let att_id = up_body["id"].as_str().expect("attachment id").to_owned();
+
+    // ---- everything comes back intact
+    let got = s.get(&format!("/v1/contacts/{cid}"), &token).await;
+    assert_eq!(got["email"], email.as_str(), "{got}");
+    assert_eq!(got["name"], name.as_str(), "{got}");
+    assert_eq!(got["external_id"], external_id.as_str(), "{got}");
+    assert_eq!(got["phone"], "+44 20 7946 0958", "{got}");
+    assert_eq!(got["custom_attributes"]["note"], marker, "{got}");
+    assert_eq!(got["custom_attributes"][&attr_key], "by key", "{got}");
+    assert_eq!(
+        got["custom_attributes"]["later"],
+        format!("patched {marker}"),
+        "{got}"
+    );
+
+    let by_email = s
+        .get(
+            &format!("/v1/contacts?email={marker}%40example.com"),
+            &token,
+        )
+        .await;
+    assert_eq!(
+        by_email["data"].as_array().map(Vec::len),
+        Some(1),
+        "{by_email}"
+    );
+    assert_eq!(by_email["data"][0]["id"], cid.as_str(), "{by_email}");
+    assert_eq!(by_email["data"][0]["email"], email.as_str(), "{by_email}");
+    // Lookups normalise the email, so the upper-case form finds the same contact.
+    let upper = marker.to_uppercase();
+    let by_upper = s
+        .get(&format!("/v1/contacts?email={upper}%40EXAMPLE.COM"), &token)
+        .await;
+    assert_eq!(by_upper["data"][0]["id"], cid.as_str(), "{by_upper}");
+    let by_ext = s
+        .get(&format!("/v1/contacts?external_id={external_id}"), &token)
+        .await;
+    assert_eq!(by_ext["data"][0]["id"], cid.as_str(), "{by_ext}");
+
+    let c = s.get(&format!("/v1/conversations/{conv_id}"), &token).await;
+    let parts = c["parts"].as_array().expect("parts");
+    assert_eq!(parts.len(), 2, "{c}");
+    assert_eq!(parts[0]["body"], first.as_str(), "{c}");
+    assert_eq!(parts[1]["body"], reply.as_str(), "{c}");
+    assert_eq!(parts[1]["author"]["id"], teammate.as_str(), "{c}");
+
+    let events = s.get(&format!("/v1/events?contact_id={cid}"), &token).await;
+    assert_eq!(events["data"].as_array().map(Vec::len), Some(1), "{events}");
+    assert_eq!(events["data"][0]["name"], event_name.as_str(), "{events}");
+    assert_eq!(events["data"][0]["metadata"]["detail"], marker, "{events}");
+    assert_eq!(events["data"][0]["metadata"][marker], 42, "{events}");
+
+    let atts = s
+        .get(&format!("/v1/conversations/{conv_id}/attachments"), &token)
+        .await;
+    assert_eq!(atts["data"].as_array().map(Vec::len), Some(1), "{atts}");
+    assert_eq!(atts["data"][0]["id"], att_id.as_str(), "{atts}");
+    assert_eq!(atts["data"][0]["filename"], filename.as_str(), "{atts}");
+    assert_eq!(atts["data"][0]["content_type"], "text/plain", "{atts}");
+    assert_eq!(atts["data"][0]["size"], bytes.len(), "{atts}");
+
+    let down = s
+        .request(
+            Method::GET,
+            &format!("/v1/conversations/{conv_id}/attachments/{att_id}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(down.status, StatusCode::OK);
+    assert_eq!(down.body, bytes, "attachment bytes come back intact");
+    assert!(
+        down.header("content-disposition").contains(&filename),
+        "download names the file: {:?}",
+        down.header("content-disposition")
+    );
+
+    MarkerRun {
+        workspace_id,
+        api_token: token,
+    }
+}
+
+/// The forms of the marker that must appear nowhere.
+fn marker_needles(marker: &str) -> Vec<Vec<u8>> {
+    vec![
+        marker.as_bytes().to_vec(),
+        marker.to_uppercase().into_bytes(),
+    ]
+}
+
+/// Scan every file under `data_dir`: the marker must be absent, and the workspace id (stored
+/// in clear) must be present in at least one file, which shows the scan can find things.
+/// Returns the files scanned.
+fn assert_data_dir_clean(data_dir: &Path, marker: &str, stored_in_clear: &str) -> Vec<PathBuf> {
+    let files = files_under(data_dir);
+    let mut hits = Vec::new();
+    let mut seen_clear = Vec::new();
+    for path in &files {
+        let bytes = fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        for needle in marker_needles(marker) {
+            if contains(&bytes, &needle) {
+                hits.push(path.display().to_string());
+            }
+        }
+        if contains(&bytes, stored_in_clear.as_bytes()) {
+            seen_clear.push(path.display().to_string());
+        }
+    }
+    assert!(
+        hits.is_empty(),
+        "the plaintext marker {marker} was found in: {hits:?}"
+    );
+    assert!(
+        !seen_clear.is_empty(),
+        "sanity check failed: {stored_in_clear} (stored in clear) was found in none of {files:?}, \
+         so the scan proves nothing"
+    );
+    files
+}
+
+fn assert_log_clean(log: &[u8], marker: &str, run: &MarkerRun, operator: &str) {
+    assert!(
+        contains(log, b"interlock is serving HTTPS"),
+        "the server log was not captured: {}",
+        String::from_utf8_lossy(log)
+    );
+    assert!(
+        contains(log, b"\"DEBUG\""),
+        "the log should hold debug lines (INTERLOCK_LOG=debug)"
+    );
+    assert!(
+        contains(log, run.workspace_id.as_bytes()),
+        "sanity check failed: the log does not name the workspace it created, so scanning it \
+         proves little"
+    );
+    for needle in marker_needles(marker) {
+        assert!(!contains(log, &needle), "the marker reached the server log");
+    }
+    assert!(
+        !contains(log, run.api_token.as_bytes()),
+        "a workspace API token reached the log"
+    );
+    assert!(
+        !contains(log, operator.as_bytes()),
+        "the operator token reached the log"
+    );
+}
+
+fn new_marker() -> String {
+    format!("mk{}", random_hex(12))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn marker_never_reaches_disk_or_logs_sqlite() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data = tmp.path().join("data");
+    let marker = new_marker();
+
+    let mut server = Server::start(&data, &["--regions", "eu,us"]).await;
+    let run = write_and_read_marker(&server, "eu", &marker).await;
+    let operator = server.operator.clone();
+    server.stop();
+    let log = server.log_bytes();
+    drop(server);
+
+    let files = assert_data_dir_clean(&data, &marker, &run.workspace_id);
+    // The scan covered the store of the region used, its WAL, and the attachment blob.
+    let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    assert!(
+        names.iter().any(|n| n.ends_with("regions/eu/interlock.db")),
+        "no SQLite database scanned: {names:?}"
+    );
+    assert!(
+        files
+            .iter()
+            .any(|p| p.starts_with(data.join("regions/eu/blobs"))),
+        "no attachment blob scanned: {names:?}"
+    );
+    assert_log_clean(&log, &marker, &run, &operator);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn marker_never_reaches_disk_logs_or_pg_dump_postgres() {
+    require_postgres();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data = tmp.path().join("data");
+    let marker = new_marker();
+    let name = format!("e2e_{}", random_hex(8));
+    let region_db = format!("{name}_eu");
+    // Declared before the server, so it is dropped after the server is killed.
+    let mut databases = PgDatabases(vec![region_db.clone()]);
+    let url = format!("{}/{name}", pg_server_url());
+
+    let mut server = Server::start(&data, &["--regions", "eu", "--database", &url]).await;
+    let run = write_and_read_marker(&server, "eu", &marker).await;
+    let operator = server.operator.clone();
+    server.stop();
+    let log = server.log_bytes();
+    drop(server);
+
+    let exists = psql(&format!(
+        "SELECT datname FROM pg_database WHERE datname LIKE '{name}%' ORDER BY 1"
+    ));
+    assert!(exists.ok(), "{}", exists.text());
+    assert_eq!(
+        String::from_utf8_lossy(&exists.stdout).trim(),
+        region_db,
+        "the server should have made exactly one database, for its one region"
+    );
+
+    let mut cmd = Command::new("pg_dump");
+    cmd.arg("--no-password")
+        .arg("--dbname")
+        .arg(format!("{}/{region_db}", pg_server_url()))
+        .env("PGCONNECT_TIMEOUT", "10");
+    let dump = run_with_timeout(
+        &mut cmd,
+        Duration::from_secs(120),
+        "pg_dump (install postgresql-client)",
+    );
+    assert!(dump.ok(), "pg_dump failed: {}", dump.text());
+    assert!(
+        contains(&dump.stdout, run.workspace_id.as_bytes()),
+        "sanity check failed: the workspace id (stored in clear) is not in the dump, so the \
+         dump proves nothing"
+    );
+    for needle in marker_needles(&marker) {
+        assert!(
+            !contains(&dump.stdout, &needle),
+            "the plaintext marker {marker} is in the pg_dump of {region_db}"
+        );
+    }
+
+    // The data folder still holds blobs, keys, TLS material: none may hold the marker.
+    let files = files_under(&data);
+    for path in &files {
+        let bytes = fs::read(path).expect("read a data file");
+        for needle in marker_needles(&marker) {
+            assert!(
+                !contains(&bytes, &needle),
+                "the plaintext marker is in {}",
+                path.display()
+            );
+        }
+    }
+    assert!(
+        files
+            .iter()
+            .any(|p| p.starts_with(data.join("regions/eu/blobs"))),
+        "no attachment blob scanned: {files:?}"
+    );
+    assert!(
+        !files.iter().any(|p| p.ends_with("interlock.db")),
+        "with --database no SQLite store should exist: {files:?}"
+    );
+    assert_log_clean(&log, &marker, &run, &operator);
+
+    for dropped in databases.drop_all() {
+        assert!(
+            dropped.ok(),
+            "dropping the test database: {}",
+            dropped.text()
+        );
+    }
+}
+
+// ------------------------------------------------------------------ 2. TLS
+
+/// Run `openssl s_client` against the server; returns whether a cipher was negotiated and
+/// the full output.
+fn s_client(port: u16, args: &[&str]) -> (bool, String) {
+    let mut cmd = Command::new("openssl");
+    cmd.arg("s_client")
+        .arg("-connect")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-servername")
+        .arg("localhost")
+        .args(args);
+    let ran = run_with_timeout(
+        &mut cmd,
+        Duration::from_secs(20),
+        "openssl s_client (install openssl)",
+    );
+    let text = ran.text();
+    let negotiated = text
+        .lines()
+        .any(|l| l.contains("Cipher is ") && !l.contains("(NONE)"));
+    (ran.ok() && negotiated, text)
+}
+
+fn assert_refused(port: u16, args: &[&str], why: &str) {
+    let (ok, text) = s_client(port, args);
+    assert!(!ok, "openssl s_client {args:?} ({why}) must fail:\n{text}");
+    // The client must have offered it and the server refused (an alert), rather than the local
+    // OpenSSL configuration refusing to even try.
+    assert!(
+        text.contains("alert"),
+        "openssl s_client {args:?} ({why}) failed without a server alert, so the local OpenSSL \
+         may have refused it by itself and the test proves nothing:\n{text}"
+    );
+}
+
+fn assert_accepted(port: u16, args: &[&str], expect: &str) {
+    let (ok, text) = s_client(port, args);
+    assert!(ok, "openssl s_client {args:?} must succeed:\n{text}");
+    assert!(
+        text.contains(expect),
+        "openssl s_client {args:?} should negotiate {expect}:\n{text}"
+    );
+}
+
+/// Raw bytes of a plain-HTTP request sent to the TLS port.
+fn plain_http_answer(port: u16) -> Vec<u8> {
+    let mut tcp = TcpStream::connect(("127.0.0.1", port)).expect("TCP connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("read timeout");
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("write the plain request");
+    let mut buf = Vec::new();
+    let _ = tcp.read_to_end(&mut buf);
+    buf
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_policy_matches_the_spec() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+
+    // The default: a self-signed certificate written by the server.
+    let data = tmp.path().join("ecdsa");
+    let server = Server::start(&data, &["--regions", "eu"]).await;
+    let cert = data.join("tls").join("cert.pem");
+    let x509 = run_with_timeout(
+        Command::new("openssl")
+            .arg("x509")
+            .arg("-noout")
+            .arg("-text")
+            .arg("-in")
+            .arg(&cert),
+        Duration::from_secs(20),
+        "openssl x509 (install openssl)",
+    );
+    let x509 = x509.text();
+    assert!(
+        x509.contains("id-ecPublicKey") && x509.contains("prime256v1"),
+        "the self-signed certificate should be ECDSA P-256:\n{x509}"
+    );
+    assert!(
+        x509.contains("DNS:localhost") && x509.contains("IP Address:127.0.0.1"),
+        "the self-signed certificate must name localhost and 127.0.0.1:\n{x509}"
+    );
+    assert_eq!(
+        mode_of(&data.join("tls").join("key.pem")),
+        0o600,
+        "the TLS private key must be mode 0600"
+    );
+
+    let p = server.port;
+    // SECLEVEL=0 lets this OpenSSL offer the old protocols, so it is the server that refuses.
+    assert_refused(p, &["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"], "TLS 1.1");
+    assert_refused(p, &["-tls1", "-cipher", "DEFAULT@SECLEVEL=0"], "TLS 1.0");
+    assert_refused(
+        p,
+        &["-tls1_2", "-cipher", "AES128-GCM-SHA256"],
+        "RSA key exchange, not forward secret",
+    );
+    assert_refused(
+        p,
+        &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA"],
+        "CBC suite",
+    );
+    assert_refused(
+        p,
+        &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES256-SHA384"],
+        "CBC suite",
+    );
+    assert_accepted(
+        p,
+        &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"],
+        "New, TLSv1.2, Cipher is ECDHE-ECDSA-AES128-GCM-SHA256",
+    );
+    assert_accepted(
+        p,
+        &["-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"],
+        "New, TLSv1.2, Cipher is ECDHE-ECDSA-CHACHA20-POLY1305",
+    );
+    assert_accepted(p, &["-tls1_3"], "New, TLSv1.3, Cipher is TLS_");
+
+    // Plain HTTP on the same port gets no HTTP answer.
+    let answer = plain_http_answer(p);
+    assert!(
+        !contains(&answer, b"HTTP/"),
+        "plain HTTP was answered: {}",
+        String::from_utf8_lossy(&answer)
+    );
+
+    // HSTS on every answer, errors included (Server::request checks it on each call).
+    let ok = server.request(Method::GET, "/healthz", None, None).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(ok.header("strict-transport-security"), HSTS);
+    let missing = server
+        .request(Method::GET, "/v1/no-such-route", None, None)
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(
+        missing
+            .header("content-type")
+            .starts_with("application/problem+json"),
+        "{:?}",
+        missing.header("content-type")
+    );
+    assert_eq!(missing.json()["code"], "not_found");
+    let unauthorised = server
+        .request(Method::GET, "/v1/contacts", None, None)
+        .await;
+    assert_eq!(unauthorised.status, StatusCode::UNAUTHORIZED);
+    let bad_json = server
+        .request(
+            Method::POST,
+            "/v1/operator/workspaces",
+            Some(&server.operator),
+            Some(&json!({"name": "x", "region": "eu", "extra": true})),
+        )
+        .await;
+    assert!(bad_json.status.is_client_error(), "{}", bad_json.status);
+    drop(server);
+
+    // A configured RSA certificate: the suites that an RSA key could use without forward
+    // secrecy or with CBC must still be refused (with an ECDSA key they cannot be chosen
+    // anyway, so this is where the cipher policy really shows).
+    let rsa_dir = tmp.path().join("rsa-cert");
+    fs::create_dir_all(&rsa_dir).expect("mkdir");
+    let rsa_cert = rsa_dir.join("cert.pem");
+    let rsa_key = rsa_dir.join("key.pem");
+    let made = run_with_timeout(
+        Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args(["-subj", "/CN=localhost"])
+            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+            // An end-entity certificate: webpki refuses a CA certificate as a server's.
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .args([
+                "-addext",
+                "keyUsage=critical,digitalSignature,keyEncipherment",
+            ])
+            .args(["-addext", "extendedKeyUsage=serverAuth"])
+            .arg("-keyout")
+            .arg(&rsa_key)
+            .arg("-out")
+            .arg(&rsa_cert),
+        Duration::from_secs(60),
+        "openssl req (install openssl)",
+    );
+    assert!(made.ok(), "making an RSA certificate: {}", made.text());
+    fs::set_permissions(&rsa_key, fs::Permissions::from_mode(0o600)).expect("chmod key");
+    let config = tmp.path().join("rsa.toml");
+    fs::write(
+        &config,
+        format!(
+            "tls_cert = {:?}\ntls_key = {:?}\n",
+            rsa_cert.display().to_string(),
+            rsa_key.display().to_string()
+        ),
+    )
+    .expect("write config");
+    let data = tmp.path().join("rsa");
+    let config_arg = config.display().to_string();
+    let server = Server::start_trusting(
+        &data,
+        &["--regions", "eu", "--config", &config_arg],
+        Some(&rsa_cert),
+    )
+    .await;
+    assert!(
+        !data.join("tls").exists(),
+        "with a configured certificate no self-signed one is made"
+    );
+    let p = server.port;
+    assert_refused(p, &["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"], "TLS 1.1");
+    assert_refused(
+        p,
+        &["-tls1_2", "-cipher", "AES128-GCM-SHA256"],
+        "RSA key exchange",
+    );
+    assert_refused(
+        p,
+        &["-tls1_2", "-cipher", "AES256-GCM-SHA384"],
+        "RSA key exchange",
+    );
+    assert_refused(
+        p,
+        &["-tls1_2", "-cipher", "DHE-RSA-AES128-GCM-SHA256"],
+        "finite-field DHE",
+    );
+    assert_refused(
+        p,
+        &["-tls1_2", "-cipher", "ECDHE-RSA-AES128-SHA"],
+        "CBC suite",
+    );
+    assert_refused(
+        p,
+        &["-tls1_2", "-cipher", "ECDHE-RSA-AES128-SHA256"],
+        "CBC suite",
+    );
+    assert_accepted(
+        p,
+        &["-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256"],
+        "New, TLSv1.2, Cipher is ECDHE-RSA-AES128-GCM-SHA256",
+    );
+    assert_accepted(
+        p,
+        &["-tls1_2", "-cipher", "ECDHE-RSA-AES256-GCM-SHA384"],
+        "New, TLSv1.2, Cipher is ECDHE-RSA-AES256-GCM-SHA384",
+    );
+    assert_accepted(p, &["-tls1_3"], "New, TLSv1.3, Cipher is TLS_");
+    let answer = plain_http_answer(p);
+    assert!(
+        !contains(&answer, b"HTTP/"),
+        "plain HTTP was answered: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    let ok = server.request(Method::GET, "/healthz", None, None).await;
+    assert_eq!(ok.status, StatusCode::OK);
+}
+
+// ------------------------------------------------------------------ 3. key rotation
+
+fn keys_cmd(action: &str, data: &Path, key_dir: Option<&Path>, extra: &[&str]) -> Ran {
+    let mut args: Vec<String> = vec![
+        "keys".into(),
+        action.into(),
+        "--region".into(),
+        "eu".into(),
+        "--data-dir".into(),
+        data.display().to_string(),
+    ];
+    if let Some(k) = key_dir {
+        args.push("--key-dir".into());
+        args.push(k.display().to_string());
+    }
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    interlock(&args)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rotate_and_retire_keep_data_readable() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data = tmp.path().join("data");
+    let keys = data.join("keys").join("eu");
+    let name = format!("Kept Name {}", random_hex(4));
+
+    let mut server = Server::start(&data, &["--regions", "eu"]).await;
+    let (_, token) = server.create_workspace("Keys Co", "eu").await;
+    let c = server
+        .post(
+            "/v1/contacts",
+            &token,
+            json!({"role": "visitor", "name": name}),
+        )
+        .await;
+    let cid = c["id"].as_str().expect("contact id").to_owned();
+    server.stop();
+    drop(server);
+    assert_eq!(mode_of(&keys.join("master-v1.key")), 0o600);
+    assert_eq!(mode_of(&keys), 0o700, "the key folder must be mode 0700");
+
+    // Rotate: a new version, every workspace key re-wrapped under it.
+    let rotated = keys_cmd("rotate", &data, None, &[]);
+    assert!(rotated.ok(), "keys rotate: {}", rotated.text());
+    let out = String::from_utf8_lossy(&rotated.stdout);
+    assert!(
+        out.contains("v2"),
+        "keys rotate should name version 2: {}",
+        rotated.text()
+    );
+    assert_eq!(mode_of(&keys.join("master-v2.key")), 0o600);
+    assert!(
+        keys.join("master-v1.key").exists(),
+        "v1 stays until retired"
+    );
+    let listed = keys_cmd("list", &data, None, &[]);
+    assert!(listed.ok(), "keys list: {}", listed.text());
+    let out = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        out.contains("v1 wraps 0") && out.contains("v2 wraps 1"),
+        "after rotation v2 wraps the workspace key: {}",
+        listed.text()
+    );
+
+    // Restart: old data still reads; new data is written under v2.
+    let mut server = Server::start(&data, &["--regions", "eu"]).await;
+    let got = server.get(&format!("/v1/contacts/{cid}"), &token).await;
+    assert_eq!(got["name"], name.as_str());
+    let c2 = server
+        .post(
+            "/v1/contacts",
+            &token,
+            json!({"role": "visitor", "name": "After Rotation"}),
+        )
+        .await;
+    let cid2 = c2["id"].as_str().expect("contact id").to_owned();
+    server.stop();
+    drop(server);
+
+    // Retire: the old version goes; the active one cannot.
+    let retired = keys_cmd("retire", &data, None, &["--version", "1"]);
+    assert!(retired.ok(), "keys retire --version 1: {}", retired.text());
+    assert!(
+        !keys.join("master-v1.key").exists(),
+        "master-v1.key must be deleted"
+    );
+    let refused = keys_cmd("retire", &data, None, &["--version", "2"]);
+    assert!(
+        !refused.ok(),
+        "retiring the active key must fail: {}",
+        refused.text()
+    );
+    assert!(keys.join("master-v2.key").exists(), "the active key stays");
+
+    let mut server = Server::start(&data, &["--regions", "eu"]).await;
+    let got = server.get(&format!("/v1/contacts/{cid}"), &token).await;
+    assert_eq!(got["name"], name.as_str());
+    let got2 = server.get(&format!("/v1/contacts/{cid2}"), &token).await;
+    assert_eq!(got2["name"], "After Rotation");
+    server.stop();
+    drop(server);
+
+    // --key-dir keeps the keys apart from the data.
+    let data2 = tmp.path().join("data2");
+    let key_dir = tmp.path().join("elsewhere-keys");
+    let key_arg = key_dir.display().to_string();
+    let mut server = Server::start(&data2, &["--regions", "eu", "--key-dir", &key_arg]).await;
+    let (_, token2) = server.create_workspace("Apart Co", "eu").await;
+    let c = server
+        .post(
+            "/v1/contacts",
+            &token2,
+            json!({"role": "visitor", "name": "Apart"}),
+        )
+        .await;
+    let cid3 = c["id"].as_str().expect("contact id").to_owned();
+    server.stop();
+    drop(server);
+    assert!(
+        !data2.join("keys").exists(),
+        "with --key-dir no key folder may exist under the data dir"
+    );
+    let master = key_dir.join("eu").join("master-v1.key");
+    assert_eq!(mode_of(&master), 0o600);
+    for f in files_under(&data2) {
+        assert!(
+            !f.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("master-v")),
+            "a master key file is in the data dir: {}",
+            f.display()
+        );
+    }
+    // Without --key-dir the CLI does not find the keys; with it, rotation works.
+    let lost = keys_cmd("list", &data2, None, &[]);
+    assert!(
+        !lost.ok(),
+        "keys list without --key-dir should fail: {}",
+        lost.text()
+    );
+    let rotated = keys_cmd("rotate", &data2, Some(&key_dir), &[]);
+    assert!(rotated.ok(), "keys rotate --key-dir: {}", rotated.text());
+    assert!(key_dir.join("eu").join("master-v2.key").exists());
+    assert!(!data2.join("keys").exists());
+    let server = Server::start(&data2, &["--regions", "eu", "--key-dir", &key_arg]).await;
+    let got = server.get(&format!("/v1/contacts/{cid3}"), &token2).await;
+    assert_eq!(got["name"], "Apart");
+}
+
+// ------------------------------------------------------------------ 4. regions
+
+fn assert_wrong_region(r: &Resp, region: &str, base_url: Option<&str>) {
+    let body = String::from_utf8_lossy(&r.body).into_owned();
+    assert_eq!(r.status, StatusCode::MISDIRECTED_REQUEST, "{body}");
+    assert!(
+        r.header("content-type")
+            .starts_with("application/problem+json"),
+        "content-type {:?}: {body}",
+        r.header("content-type")
+    );
+    let v = r.json();
+    assert_eq!(v["code"], "wrong_region", "{body}");
+    assert_eq!(v["status"], 421, "{body}");
+    assert_eq!(v["region"], region, "{body}");
+    match base_url {
+        Some(u) => assert_eq!(v["base_url"], u, "{body}"),
+        None => assert!(v["base_url"].is_null(), "{body}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misdirected_region_answers_421() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+
+    // A us cell makes a us workspace and token.
+    let data_a = tmp.path().join("us-cell");
+    let mut a = Server::start(&data_a, &["--regions", "us"]).await;
+    let (us_ws, us_token) = a.create_workspace("US Co", "us").await;
+    assert!(us_token.starts_with("ilk_us_"), "tokens carry their region");
+    a.stop();
+    drop(a);
+
+    // An eu-only process that knows where us is served.
+    let config = tmp.path().join("eu.toml");
+    fs::write(
+        &config,
+        "[region_urls]\nus = \"https://us.interlock.example\"\n",
+    )
+    .expect("write config");
+    let data_b = tmp.path().join("eu-cell");
+    let config_arg = config.display().to_string();
+    let b = Server::start(&data_b, &["--regions", "eu", "--config", &config_arg]).await;
+
+    let r = b
+        .request(Method::GET, "/v1/contacts", Some(&us_token), None)
+        .await;
+    assert_wrong_region(&r, "us", Some("https://us.interlock.example"));
+    let r = b
+        .request(
+            Method::POST,
+            "/v1/contacts",
+            Some(&us_token),
+            Some(&json!({"name": "Nobody"})),
+        )
+        .await;
+    assert_wrong_region(&r, "us", Some("https://us.interlock.example"));
+    let r = b
+        .request(
+            Method::GET,
+            &format!("/v1/contacts/ct_{}", random_hex(16)),
+            Some(&us_token),
+            None,
+        )
+        .await;
+    assert_wrong_region(&r, "us", Some("https://us.interlock.example"));
+
+    // The operator cannot create a workspace in a region this process does not serve.
+    let r = b
+        .request(
+            Method::POST,
+            "/v1/operator/workspaces",
+            Some(&b.operator),
+            Some(&json!({"name": "US Again", "region": "us"})),
+        )
+        .await;
+    assert_wrong_region(&r, "us", Some("https://us.interlock.example"));
+    // A region with no configured URL still answers 421, without a base URL.
+    let r = b
+        .request(
+            Method::POST,
+            "/v1/operator/workspaces",
+            Some(&b.operator),
+            Some(&json!({"name": "AU Co", "region": "au"})),
+        )
+        .await;
+    assert_wrong_region(&r, "au", None);
+
+    // The region it does serve works, and the us token's workspace is unknown there.
+    let (eu_ws, eu_token) = b.create_workspace("EU Co", "eu").await;
+    assert_ne!(eu_ws, us_ws);
+    let list = b.get("/v1/contacts", &eu_token).await;
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(0), "{list}");
+    assert!(
+        !data_b.join("regions").join("us").exists(),
+        "an eu-only process must not create a us store"
+    );
+}
+
+// ------------------------------------------------------------------ 5. configuration
+
+/// Run `interlock serve ARGS` expecting it to refuse quickly; returns its output.
+fn serve_must_fail(args: &[&str], why: &str) -> String {
+    let mut all = vec!["serve"];
+    all.extend_from_slice(args);
+    if !args.contains(&"--listen") {
+        all.extend_from_slice(&["--listen", "127.0.0.1:0"]);
+    }
+    let started = Instant::now();
+    let ran = interlock(&all);
+    let text = ran.text();
+    assert!(!ran.ok(), "serve {args:?} ({why}) must fail:\n{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "serve {args:?} ({why}) should fail fast"
+    );
+    assert!(
+        !text.contains("interlock is serving HTTPS"),
+        "serve {args:?} ({why}) started serving:\n{text}"
+    );
+    text
+}
+
+#[test]
+fn bad_config_fails_fast() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data = tmp.path().join("data");
+    let d = data.display().to_string();
+
+    let out = serve_must_fail(
+        &["--data-dir", &d, "--database", "mysql://x"],
+        "a MySQL URL",
+    );
+    assert!(
+        out.contains("postgres://"),
+        "the error should say a postgres:// URL is needed:\n{out}"
+    );
+
+    let cfg = tmp.path().join("unknown.toml");
+    fs::write(&cfg, "colour_scheme = \"blue\"\n").expect("write config");
+    let cfg_arg = cfg.display().to_string();
+    let out = serve_must_fail(
+        &["--data-dir", &d, "--config", &cfg_arg],
+        "an unknown configuration key",
+    );
+    assert!(
+        out.contains("colour_scheme"),
+        "the error should name the unknown key:\n{out}"
+    );
+
+    let out = serve_must_fail(
+        &[
+            "--data-dir",
+            &d,
+            "--config",
+            &tmp.path().join("absent.toml").display().to_string(),
+        ],
+        "a missing configuration file",
+    );
+    assert!(out.contains("absent.toml"), "{out}");
+
+    let cfg = tmp.path().join("plain.toml");
+    fs::write(&cfg, "[region_urls]\nus = \"http://us.example\"\n").expect("write config");
+    let cfg_arg = cfg.display().to_string();
+    let out = serve_must_fail(
+        &["--data-dir", &d, "--config", &cfg_arg],
+        "a plain-HTTP region URL",
+    );
+    assert!(out.contains("https://"), "{out}");
+
+    let out = serve_must_fail(
+        &["--data-dir", &d, "--regions", "mars"],
+        "an unknown region",
+    );
+    assert!(out.contains("mars"), "{out}");
+}
