@@ -67,6 +67,8 @@ impl StoreArgs {
 pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub listen: Option<SocketAddr>,
+    /// A list (`["eu", "us"]`) or, as from `INTERLOCK_REGIONS`, a comma-separated string.
+    #[serde(default, deserialize_with = "regions_list")]
     pub regions: Option<Vec<Region>>,
     pub database: Option<String>,
     pub key_dir: Option<PathBuf>,
@@ -81,6 +83,27 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
 }
 
+fn regions_list<'de, D>(d: D) -> Result<Option<Vec<Region>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Regions {
+        List(Vec<Region>),
+        Text(String),
+    }
+    match Option::<Regions>::deserialize(d)? {
+        None => Ok(None),
+        Some(Regions::List(v)) => Ok(Some(v)),
+        Some(Regions::Text(t)) => t
+            .split(',')
+            .map(|r| r.trim().parse::<Region>().map_err(serde::de::Error::custom))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+    }
+}
+
 impl FileConfig {
     pub fn load(path: Option<&Path>) -> Result<Self> {
         let mut fig = Figment::from(Serialized::defaults(FileConfig::default()));
@@ -90,7 +113,19 @@ impl FileConfig {
             }
             fig = fig.merge(Toml::file(p));
         }
-        fig = fig.merge(Env::prefixed("INTERLOCK_").ignore(&["LOG"]));
+        // Only the configuration keys: other INTERLOCK_* variables (INTERLOCK_LOG, test
+        // settings) are not configuration and must not stop the server.
+        fig = fig.merge(Env::prefixed("INTERLOCK_").only(&[
+            "data_dir",
+            "listen",
+            "regions",
+            "database",
+            "key_dir",
+            "body_limit_bytes",
+            "attachment_limit_bytes",
+            "tls_cert",
+            "tls_key",
+        ]));
         fig.extract().context("invalid configuration")
     }
 }

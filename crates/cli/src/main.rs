@@ -146,13 +146,19 @@ async fn serve(args: ServeArgs) -> Result<()> {
         operator_token_file = %settings.data_dir.join("operator-token").display(),
         "interlock is serving HTTPS"
     );
-    let handle = running.handle();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
-        handle.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
-    });
-    running.wait().await.context("server stopped with an error")
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    // SIGINT (Ctrl-C) and SIGTERM (systemd, Kubernetes) both drain and close cleanly.
+    let stop = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+    };
+    running
+        .serve_until(stop)
+        .await
+        .context("server stopped with an error")
 }
 
 async fn keys(command: KeysCommand) -> Result<()> {

@@ -106,9 +106,10 @@ impl Ran {
     }
 }
 
-/// Strip `INTERLOCK_*` variables (other than the log filter) from a child's environment: the
-/// binary reads every `INTERLOCK_*` variable as configuration and refuses unknown ones, and the
-/// test environment itself may set `INTERLOCK_TEST_PG`.
+/// Strip `INTERLOCK_*` variables (other than the log filter) from a child's environment, so a
+/// developer's own configuration variables (`INTERLOCK_DATABASE`, …) cannot change what a test
+/// starts. (`sigterm_drains_and_other_variables_are_ignored` checks that non-configuration
+/// variables such as `INTERLOCK_TEST_PG` do not disturb the server.)
 fn clean_env(cmd: &mut Command) -> &mut Command {
     for (key, _) in std::env::vars_os() {
         if let Some(k) = key.to_str()
@@ -1462,4 +1463,79 @@ fn bad_config_fails_fast() {
         "an unknown region",
     );
     assert!(out.contains("mars"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_and_other_variables_are_ignored() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data = tmp.path().join("data");
+    let port = free_port();
+    let log_path = tmp.path().join("serve.log");
+    let log = fs::File::create(&log_path).expect("log file");
+    let mut cmd = Command::new(BIN);
+    clean_env(&mut cmd);
+    let mut child = cmd
+        .args(["serve", "--data-dir"])
+        .arg(&data)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        // Not configuration: must be ignored, not refused.
+        .env("INTERLOCK_TEST_PG", "postgres://nowhere/x")
+        // Configuration as a comma-separated list, as an operator would write it.
+        .env("INTERLOCK_REGIONS", "eu,au")
+        .stdout(log.try_clone().expect("clone"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn");
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let deadline = Instant::now() + START_TIMEOUT;
+    let health = loop {
+        assert!(
+            child.try_wait().expect("try_wait").is_none(),
+            "serve exited: {}",
+            fs::read_to_string(&log_path).unwrap_or_default()
+        );
+        if let Ok(pem) = fs::read(data.join("tls/cert.pem"))
+            && let Ok(root) = reqwest::Certificate::from_pem(&pem)
+        {
+            let c = reqwest::Client::builder()
+                .add_root_certificate(root)
+                .no_proxy()
+                .build()
+                .expect("client");
+            if let Ok(r) = c
+                .get(format!("https://localhost:{port}/healthz"))
+                .send()
+                .await
+                && r.status() == StatusCode::OK
+            {
+                break r.json::<Value>().await.expect("json");
+            }
+        }
+        assert!(Instant::now() < deadline, "server did not become healthy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(health["regions"], json!(["eu", "au"]));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "SIGTERM did not stop the server");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(status.success(), "exit {status}: {text}");
+    assert!(text.contains("shutting down"), "{text}");
+    // The stores were closed: SQLite checkpointed and removed its WAL.
+    for region in ["eu", "au"] {
+        assert!(
+            !data
+                .join(format!("regions/{region}/interlock.db-wal"))
+                .exists(),
+            "{region} WAL left behind"
+        );
+    }
 }

@@ -173,13 +173,28 @@ impl Running {
         }
     }
 
-    /// Wait until the server stops.
-    pub async fn wait(self) -> std::io::Result<()> {
-        self.task.await.map_err(std::io::Error::other)?
-    }
-
-    pub fn handle(&self) -> axum_server::Handle<SocketAddr> {
-        self.handle.clone()
+    /// Serve until `stop` completes (a signal), then drain requests in flight (up to 10 s) and
+    /// close the stores so SQLite checkpoints and removes its WAL.
+    pub async fn serve_until(
+        mut self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let finished = tokio::select! {
+            res = &mut self.task => Some(res),
+            () = stop => None,
+        };
+        let res = match finished {
+            Some(res) => res,
+            None => {
+                tracing::info!("shutting down");
+                self.handle.graceful_shutdown(Some(Duration::from_secs(10)));
+                (&mut self.task).await
+            }
+        };
+        for cell in self.state.cells.values() {
+            cell.close().await;
+        }
+        res.map_err(std::io::Error::other)?
     }
 }
 
