@@ -275,7 +275,11 @@ async fn conversations_parts_events_and_attachments(store: Store) {
 }
 
 async fn bad_input_is_a_clear_4xx_and_writes_nothing(store: Store) {
-    let app = TestApp::spawn_with(store, |s| s.limits.body_bytes = 4096).await;
+    let app = TestApp::spawn_with(store, |s| {
+        s.limits.body_bytes = 4096;
+        s.limits.attachment_bytes = 8192;
+    })
+    .await;
     let (_, token) = app.workspace("eu").await;
     let send_raw = |body: &'static str, ct: Option<&'static str>| {
         let mut req = app
@@ -422,6 +426,12 @@ async fn bad_input_is_a_clear_4xx_and_writes_nothing(store: Store) {
             "invalid_filename",
         ),
         ("", b"x".to_vec(), 400, "invalid_query"),
+        (
+            "filename=big.bin",
+            vec![7u8; 8193],
+            413,
+            "payload_too_large",
+        ),
     ] {
         let r = app
             .http
