@@ -85,6 +85,14 @@ fn parse_id<T>(r: Result<T, DomainError>) -> Result<T, StoreError> {
     r.map_err(|_| StoreError::Integrity(interlock_crypto::CryptoError::Malformed))
 }
 
+/// A page from rows fetched with `LIMIT limit + 1`: the extra row only says there is more.
+fn page<T>(items: Vec<T>, fetched: usize, limit: i64, id: impl Fn(&T) -> String) -> Page<T> {
+    let next_after = (fetched as i64 > limit)
+        .then(|| items.last().map(&id))
+        .flatten();
+    Page { items, next_after }
+}
+
 /// Seals and opens the fields of one record under one key.
 struct Sealer<'a> {
     key: &'a AeadKey,
@@ -94,7 +102,23 @@ struct Sealer<'a> {
     key_id: &'a str,
 }
 
-impl Sealer<'_> {
+impl<'a> Sealer<'a> {
+    fn new(
+        table: &'static str,
+        key: &'a AeadKey,
+        ws: &'a WorkspaceId,
+        record: &'a str,
+        key_id: &'a str,
+    ) -> Self {
+        Self {
+            key,
+            ws,
+            table,
+            record,
+            key_id,
+        }
+    }
+
     fn aad(&self, field: &str) -> Aad {
         Aad::new(
             self.ws.as_str(),
@@ -119,9 +143,16 @@ impl Sealer<'_> {
             .transpose()
     }
 
+    fn open_bytes(
+        &self,
+        field: &str,
+        sealed: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
+        self.key.open(&self.aad(field), sealed).map_err(integrity)
+    }
+
     fn open_text(&self, field: &str, sealed: &[u8]) -> Result<String, StoreError> {
-        let pt = self.key.open(&self.aad(field), sealed).map_err(integrity)?;
-        text(&pt)
+        text(&self.open_bytes(field, sealed)?)
     }
 
     fn open_opt(&self, field: &str, sealed: Option<Vec<u8>>) -> Result<Option<String>, StoreError> {
@@ -129,7 +160,7 @@ impl Sealer<'_> {
     }
 
     fn open_json(&self, field: &str, sealed: &[u8]) -> Result<Map<String, Value>, StoreError> {
-        let pt = self.key.open(&self.aad(field), sealed).map_err(integrity)?;
+        let pt = self.open_bytes(field, sealed)?;
         serde_json::from_slice(&pt)
             .map_err(|_| StoreError::Integrity(interlock_crypto::CryptoError::Malformed))
     }
@@ -383,14 +414,8 @@ impl Cell {
         let master = self.keyring.active()?;
         let wrapped = master.wrap_workspace_key(id.as_str(), 1, &material)?;
         let keys = WorkspaceKeys::derive(&material, 1)?;
-        let name_ct = Sealer {
-            key: &keys.aead,
-            ws: &id,
-            table: "workspaces",
-            record: id.as_str(),
-            key_id: &ws_key_id(1),
-        }
-        .seal("name", name.as_bytes())?;
+        let name_ct = Sealer::new("workspaces", &keys.aead, &id, id.as_str(), &ws_key_id(1))
+            .seal("name", name.as_bytes())?;
         let token = ApiToken::generate(self.region)?;
         let unit = vec![
             Stmt::new(
@@ -454,14 +479,8 @@ impl Cell {
             let id = parse_id(WorkspaceId::parse(&col::<String>(row, "id")?))?;
             let keys = self.workspace_keys(&id, 1).await?;
             let name_ct: Vec<u8> = col(row, "name_ct")?;
-            let name = Sealer {
-                key: &keys.aead,
-                ws: &id,
-                table: "workspaces",
-                record: id.as_str(),
-                key_id: &ws_key_id(1),
-            }
-            .open_text("name", &name_ct)?;
+            let name = Sealer::new("workspaces", &keys.aead, &id, id.as_str(), &ws_key_id(1))
+                .open_text("name", &name_ct)?;
             items.push(Workspace {
                 region: self.region,
                 created_at: col(row, "created_at")?,
@@ -469,10 +488,7 @@ impl Cell {
                 name,
             });
         }
-        let next_after = (rows.len() as i64 > limit)
-            .then(|| items.last().map(|w| w.id.to_string()))
-            .flatten();
-        Ok(Page { items, next_after })
+        Ok(page(items, rows.len(), limit, |x| x.id.to_string()))
     }
 
     /// The workspace a presented API token belongs to, if any.
@@ -495,21 +511,6 @@ impl Cell {
 
     // ---------------------------------------------------------------- contacts
 
-    fn contact_sealer<'a>(
-        key: &'a AeadKey,
-        ws: &'a WorkspaceId,
-        id: &'a str,
-        skid: &'a str,
-    ) -> Sealer<'a> {
-        Sealer {
-            key,
-            ws,
-            table: "contacts",
-            record: id,
-            key_id: skid,
-        }
-    }
-
     pub async fn create_contact(
         &self,
         ws: &WorkspaceId,
@@ -520,7 +521,7 @@ impl Cell {
         let (skid, key, key_stmt) = self.new_subject_key(ws).await?;
         let id = ContactId::new();
         let now = now_ms();
-        let s = Self::contact_sealer(&key, ws, id.as_str(), skid.as_str());
+        let s = Sealer::new("contacts", &key, ws, id.as_str(), skid.as_str());
         let ext = input.external_id.as_ref().map(ExternalId::as_str);
         let email = input.email.as_ref().map(Email::as_str);
         let name = input.name.as_ref().map(|n| n.as_str());
@@ -566,7 +567,7 @@ impl Cell {
         let id: String = col(row, "id")?;
         let skid = parse_id(SubjectKeyId::parse(&col::<String>(row, "subject_key_id")?))?;
         let key = self.subject_key(ws, &skid).await?;
-        let s = Self::contact_sealer(&key, ws, &id, skid.as_str());
+        let s = Sealer::new("contacts", &key, ws, &id, skid.as_str());
         Ok(Contact {
             role: parse_id(ContactRole::parse(&col::<String>(row, "role")?))?,
             external_id: s.open_opt("external_id", col(row, "external_id_ct")?)?,
@@ -671,7 +672,7 @@ impl Cell {
                 "a contact with role user needs an external_id or an email",
             )));
         }
-        let s = Self::contact_sealer(&key, ws, id.as_str(), skid.as_str());
+        let s = Sealer::new("contacts", &key, ws, id.as_str(), skid.as_str());
         let attrs = serde_json::to_vec(&next.custom_attributes)
             .map_err(|_| StoreError::Config("attributes".into()))?;
         // The WHERE on updated_at makes a concurrent update lose cleanly instead of silently
@@ -762,28 +763,10 @@ impl Cell {
         for row in rows.iter().take(limit as usize) {
             items.push(self.decode_contact(ws, row).await?);
         }
-        let next_after = (rows.len() as i64 > limit)
-            .then(|| items.last().map(|c| c.id.to_string()))
-            .flatten();
-        Ok(Page { items, next_after })
+        Ok(page(items, rows.len(), limit, |x| x.id.to_string()))
     }
 
     // ---------------------------------------------------------------- conversations
-
-    fn part_sealer<'a>(
-        key: &'a AeadKey,
-        ws: &'a WorkspaceId,
-        id: &'a str,
-        skid: &'a str,
-    ) -> Sealer<'a> {
-        Sealer {
-            key,
-            ws,
-            table: "conversation_parts",
-            record: id,
-            key_id: skid,
-        }
-    }
 
     fn part_stmt(
         ws: &WorkspaceId,
@@ -795,7 +778,7 @@ impl Cell {
         now: i64,
     ) -> Result<(PartId, Stmt), StoreError> {
         let id = PartId::new();
-        let body_ct = Self::part_sealer(key, ws, id.as_str(), skid.as_str())
+        let body_ct = Sealer::new("conversation_parts", key, ws, id.as_str(), skid.as_str())
             .seal("body", body.as_str().as_bytes())?;
         Ok((
             id.clone(),
@@ -959,7 +942,7 @@ impl Cell {
         let mut parts = Vec::with_capacity(part_rows.len());
         for p in &part_rows {
             let pid: String = col(p, "id")?;
-            let body = Self::part_sealer(&key, ws, &pid, skid.as_str())
+            let body = Sealer::new("conversation_parts", &key, ws, &pid, skid.as_str())
                 .open_text("body", &col::<Vec<u8>>(p, "body_ct")?)?;
             parts.push(Part {
                 id: parse_id(PartId::parse(&pid))?,
@@ -1018,28 +1001,10 @@ impl Cell {
                 parts: Vec::new(),
             });
         }
-        let next_after = (rows.len() as i64 > limit)
-            .then(|| items.last().map(|c| c.id.to_string()))
-            .flatten();
-        Ok(Page { items, next_after })
+        Ok(page(items, rows.len(), limit, |x| x.id.to_string()))
     }
 
     // ---------------------------------------------------------------- events
-
-    fn event_sealer<'a>(
-        key: &'a AeadKey,
-        ws: &'a WorkspaceId,
-        id: &'a str,
-        skid: &'a str,
-    ) -> Sealer<'a> {
-        Sealer {
-            key,
-            ws,
-            table: "events",
-            record: id,
-            key_id: skid,
-        }
-    }
 
     pub async fn create_event(
         &self,
@@ -1050,7 +1015,7 @@ impl Cell {
         let key = self.subject_key(ws, &skid).await?;
         let id = EventId::new();
         let now = now_ms();
-        let s = Self::event_sealer(&key, ws, id.as_str(), skid.as_str());
+        let s = Sealer::new("events", &key, ws, id.as_str(), skid.as_str());
         let meta = serde_json::to_vec(input.metadata.as_map())
             .map_err(|_| StoreError::Config("metadata".into()))?;
         let stmt = Stmt::new(
@@ -1098,7 +1063,7 @@ impl Cell {
         let mut items = Vec::new();
         for row in rows.iter().take(limit as usize) {
             let id: String = col(row, "id")?;
-            let s = Self::event_sealer(&key, ws, &id, skid.as_str());
+            let s = Sealer::new("events", &key, ws, &id, skid.as_str());
             items.push(Event {
                 name: s.open_text("name", &col::<Vec<u8>>(row, "name_ct")?)?,
                 metadata: s.open_json("metadata", &col::<Vec<u8>>(row, "metadata_ct")?)?,
@@ -1107,28 +1072,10 @@ impl Cell {
                 id: parse_id(EventId::parse(&id))?,
             });
         }
-        let next_after = (rows.len() as i64 > limit)
-            .then(|| items.last().map(|e| e.id.to_string()))
-            .flatten();
-        Ok(Page { items, next_after })
+        Ok(page(items, rows.len(), limit, |x| x.id.to_string()))
     }
 
     // ---------------------------------------------------------------- attachments
-
-    fn attachment_sealer<'a>(
-        key: &'a AeadKey,
-        ws: &'a WorkspaceId,
-        id: &'a str,
-        skid: &'a str,
-    ) -> Sealer<'a> {
-        Sealer {
-            key,
-            ws,
-            table: "attachments",
-            record: id,
-            key_id: skid,
-        }
-    }
 
     /// Store an attachment: the sealed bytes go to the blob store first, then the row; if the
     /// row cannot be written the blob is removed again.
@@ -1144,7 +1091,13 @@ impl Cell {
         let key = self.subject_key(ws, &meta.subject_key_id).await?;
         let id = AttachmentId::new();
         let now = now_ms();
-        let s = Self::attachment_sealer(&key, ws, id.as_str(), meta.subject_key_id.as_str());
+        let s = Sealer::new(
+            "attachments",
+            &key,
+            ws,
+            id.as_str(),
+            meta.subject_key_id.as_str(),
+        );
         let sealed = s.seal("content", bytes)?;
         self.blobs.put(ws, &id, &sealed).await?;
         let stmt = Stmt::new(
@@ -1182,7 +1135,7 @@ impl Cell {
         let id: String = col(row, "id")?;
         let skid = parse_id(SubjectKeyId::parse(&col::<String>(row, "subject_key_id")?))?;
         let key = self.subject_key(ws, &skid).await?;
-        let s = Self::attachment_sealer(&key, ws, &id, skid.as_str());
+        let s = Sealer::new("attachments", &key, ws, &id, skid.as_str());
         let a = Attachment {
             filename: s.open_text("filename", &col::<Vec<u8>>(row, "filename_ct")?)?,
             content_type: s.open_text("content_type", &col::<Vec<u8>>(row, "content_type_ct")?)?,
@@ -1238,19 +1191,8 @@ impl Cell {
         .ok_or(StoreError::NotFound)?;
         let (a, skid, key) = self.decode_attachment(ws, &row).await?;
         let sealed = self.blobs.get(ws, id).await?;
-        let bytes = Self::attachment_sealer(&key, ws, id.as_str(), skid.as_str())
-            .key
-            .open(
-                &Aad::new(
-                    ws.as_str(),
-                    "attachments",
-                    id.as_str(),
-                    "content",
-                    skid.as_str(),
-                ),
-                &sealed,
-            )
-            .map_err(integrity)?;
+        let bytes = Sealer::new("attachments", &key, ws, id.as_str(), skid.as_str())
+            .open_bytes("content", &sealed)?;
         Ok((a, bytes.to_vec()))
     }
 
