@@ -45,6 +45,9 @@ struct Report {
     https_floor_per_s: f64,
     ratio: f64,
     units_per_commit: f64,
+    /// CPU of this process (server, clients, and with SQLite the store) per request, in µs.
+    api_cpu_us_per_req: Option<f64>,
+    https_floor_cpu_us_per_req: Option<f64>,
     clients: usize,
     seconds: u64,
     body_bytes: usize,
@@ -63,13 +66,36 @@ fn client(cert_pem: &[u8], clients: usize) -> Result<reqwest::Client> {
 }
 
 /// Run `clients` loops posting parts until the phase ends; count 201s in the measured window.
+/// CPU time (user + system) this process has used so far, in seconds, from /proc.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let hz = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|t| t.trim().parse::<f64>().ok())
+        .unwrap_or(100.0);
+    Some(ticks / hz)
+}
+
+/// One measured phase: requests per second and this process's CPU per request.
+struct Phase {
+    per_s: f64,
+    cpu_us_per_req: Option<f64>,
+}
+
 async fn load(
     http: &reqwest::Client,
     urls: Vec<String>,
     token: &str,
     body: &str,
     seconds: u64,
-) -> Result<f64> {
+) -> Result<Phase> {
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicU64::new(0));
@@ -113,9 +139,11 @@ async fn load(
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     measuring.store(true, Ordering::Relaxed);
+    let cpu0 = process_cpu_seconds();
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     measuring.store(false, Ordering::Relaxed);
+    let cpu1 = process_cpu_seconds();
     let elapsed = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
@@ -127,7 +155,14 @@ async fn load(
             failed.load(Ordering::Relaxed)
         );
     }
-    Ok(ok.load(Ordering::Relaxed) as f64 / elapsed)
+    let done = ok.load(Ordering::Relaxed) as f64;
+    Ok(Phase {
+        per_s: done / elapsed,
+        cpu_us_per_req: match (cpu0, cpu1) {
+            (Some(a), Some(b)) if done > 0.0 => Some((b - a) / done * 1e6),
+            _ => None,
+        },
+    })
 }
 
 async fn floor_server(
@@ -224,7 +259,8 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
         stats.commits.load(Ordering::Relaxed),
         stats.units.load(Ordering::Relaxed),
     );
-    let api = load(&http, urls, &token, &body, args.seconds).await?;
+    let api_phase = load(&http, urls, &token, &body, args.seconds).await?;
+    let api = api_phase.per_s;
     let (c1, u1) = (
         stats.commits.load(Ordering::Relaxed),
         stats.units.load(Ordering::Relaxed),
@@ -264,7 +300,8 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
             )
         })
         .collect();
-    let floor = load(&http, floor_urls, &token, &body, args.seconds).await?;
+    let floor_phase = load(&http, floor_urls, &token, &body, args.seconds).await?;
+    let floor = floor_phase.per_s;
     floor_handle.shutdown();
     running.shutdown().await;
 
@@ -274,6 +311,8 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
         https_floor_per_s: floor.round(),
         ratio: (api / raw.min(floor) * 1000.0).round() / 1000.0,
         units_per_commit: (units_per_commit * 10.0).round() / 10.0,
+        api_cpu_us_per_req: api_phase.cpu_us_per_req.map(f64::round),
+        https_floor_cpu_us_per_req: floor_phase.cpu_us_per_req.map(f64::round),
         clients: args.clients,
         seconds: args.seconds,
         body_bytes: args.body_bytes,
@@ -297,6 +336,9 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
             report.https_floor_per_s
         );
         println!("ratio              {}  (api / smaller floor)", report.ratio);
+        if let (Some(a), Some(f)) = (report.api_cpu_us_per_req, report.https_floor_cpu_us_per_req) {
+            println!("cpu per request    api {a} µs, https floor {f} µs (this process)");
+        }
     }
     Ok(())
 }
