@@ -273,12 +273,15 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
 
     // 2. Raw store floor: same rows, same durability, same rows per commit.
     let ws_id = interlock_domain::WorkspaceId::parse(ws["id"].as_str().context("workspace id")?)?;
-    let conv_id = interlock_domain::ConversationId::parse(&conversations[0])?;
+    let conv_ids = conversations
+        .iter()
+        .map(|c| interlock_domain::ConversationId::parse(c))
+        .collect::<Result<Vec<_>, _>>()?;
     let per_commit = units_per_commit.round().max(1.0) as usize;
     let raw = cell
         .raw_part_ingest(
             &ws_id,
-            &conv_id,
+            &conv_ids,
             body.as_bytes(),
             per_commit,
             Duration::from_secs(args.seconds),

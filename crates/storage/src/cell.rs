@@ -1197,25 +1197,33 @@ impl Cell {
     }
 
     /// Benchmark floor: insert plaintext part rows straight into this store, `per_commit` parts
-    /// per transaction, for `duration`.
+    /// per transaction, for `duration`, spread round-robin over `conversations` (the same ones
+    /// the API clients post to, so the same index pages are touched).
     /// Same database, same durability settings; no HTTP, no encryption. Returns parts per second.
     pub async fn raw_part_ingest(
         &self,
         ws: &WorkspaceId,
-        conversation: &ConversationId,
+        conversations: &[ConversationId],
         body: &[u8],
         per_commit: usize,
         duration: std::time::Duration,
     ) -> Result<f64, StoreError> {
+        if conversations.is_empty() {
+            return Err(StoreError::NotFound);
+        }
         let mut conn = self.pool.acquire().await.map_err(StoreError::Db)?;
         let started = std::time::Instant::now();
         let mut written = 0u64;
+        let mut next = 0usize;
         while started.elapsed() < duration {
             let mut tx = sqlx::Connection::begin(&mut *conn)
                 .await
                 .map_err(StoreError::Db)?;
             let rows: Vec<Vec<Arg>> = (0..per_commit.max(1))
                 .map(|_| {
+                    // Spread over the same conversations as the API clients, as they do.
+                    let conversation = &conversations[next % conversations.len()];
+                    next += 1;
                     vec![
                         Arg::Text(ws.to_string()),
                         Arg::Text(PartId::new().to_string()),
