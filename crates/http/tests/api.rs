@@ -21,6 +21,7 @@ store_tests!(
     ciphertext_moved_to_another_row_does_not_decrypt,
     fields_are_stored_encrypted_and_bound,
     master_key_rotation_keeps_data_readable,
+    rotation_by_another_process_is_picked_up,
     durability_settings_are_on,
     concurrent_writes_all_land,
     restart_keeps_data,
@@ -682,6 +683,40 @@ async fn master_key_rotation_keeps_data_readable(store: Store) {
         .await;
     let r = app.get(&format!("/v1/contacts/{c2}"), &token2).await;
     assert_eq!(r.body["name"], "N");
+    app.stop().await;
+}
+
+/// `interlock keys rotate` runs as a separate process while the server keeps serving: the
+/// server must read keys re-wrapped under a master key version it has never loaded.
+async fn rotation_by_another_process_is_picked_up(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let (_, token) = app.workspace("eu").await;
+    let contact = app
+        .contact(&token, json!({"role": "visitor", "name": "Still here"}))
+        .await;
+    // A second, independent cell on the same database and key folder: the CLI's view.
+    let cfg = interlock_http::server::cell_config(&app.settings, Region::Eu)
+        .await
+        .unwrap();
+    let other = interlock_storage::Cell::open(cfg).await.unwrap();
+    let (version, _) = other.rotate_master_key().await.unwrap();
+    assert_eq!(version, 2);
+    other.close().await;
+    let served = app.cell(Region::Eu);
+    assert_eq!(
+        served.keyring().versions(),
+        vec![1],
+        "the server has not loaded v2 yet"
+    );
+    served.clear_caches();
+    let r = app.get(&format!("/v1/contacts/{contact}"), &token).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["name"], "Still here");
+    assert_eq!(
+        served.keyring().versions(),
+        vec![1, 2],
+        "v2 was loaded on demand"
+    );
     app.stop().await;
 }
 
