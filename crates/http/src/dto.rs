@@ -385,9 +385,3 @@ pub struct Health {
     pub status: &'static str,
     pub regions: Vec<String>,
 }
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Deleted {
-    pub id: String,
-    pub deleted: bool,
-}

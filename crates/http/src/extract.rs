@@ -171,7 +171,6 @@ impl FromRequestParts<Arc<AppState>> for WorkspaceAuth {
                 code: "invalid_token",
                 detail: "the token is not valid",
             })?;
-        tracing::Span::current().record("workspace", workspace.as_str());
         Ok(WorkspaceAuth { workspace, cell })
     }
 }
