@@ -36,11 +36,6 @@ impl<K: Eq + Hash, V: Clone> BoundedCache<K, V> {
         m.insert(k, v);
     }
 
-    #[allow(dead_code)]
-    pub fn remove(&self, k: &K) {
-        self.map.lock().unwrap_or_else(|p| p.into_inner()).remove(k);
-    }
-
     pub fn clear(&self) {
         self.map.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
