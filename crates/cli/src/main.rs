@@ -139,7 +139,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .context("starting the server")?;
     tracing::info!(
         listen = %running.addr,
-        regions = ?settings.regions,
+        regions = %settings
+            .regions
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
         store = if settings.database.is_some() { "postgres" } else { "sqlite" },
         data_dir = %settings.data_dir.display(),
         certificate = %running.cert_path.display(),
