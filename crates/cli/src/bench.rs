@@ -418,3 +418,101 @@ pub fn crypto(args: CryptoArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[derive(Debug, Args)]
+pub struct IdentityArgs {
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Batches measured per operation; the median batch is reported.
+    #[arg(long, default_value_t = 201)]
+    pub batches: u32,
+    /// Operations per batch.
+    #[arg(long, default_value_t = 2_000)]
+    pub batch_size: u32,
+}
+
+/// Median time per operation over `batches` batches of `size` calls.
+fn median_ns(batches: u32, size: u32, mut op: impl FnMut() -> bool) -> Result<f64> {
+    let mut per_op = Vec::with_capacity(batches as usize);
+    for _ in 0..batches {
+        let t = Instant::now();
+        for _ in 0..size {
+            if !std::hint::black_box(op()) {
+                bail!("a verification that must succeed failed");
+            }
+        }
+        per_op.push(t.elapsed().as_nanos() as f64 / f64::from(size));
+    }
+    per_op.sort_by(f64::total_cmp);
+    Ok(per_op[per_op.len() / 2])
+}
+
+/// Identity verification as a boot does it (one active secret), against one bare
+/// HMAC-SHA-256 of the same user id measured in the same run. Targets: user_hash ≤ 1 µs and
+/// JWT ≤ 5 µs median.
+pub fn identity(args: IdentityArgs) -> Result<()> {
+    use aws_lc_rs::hmac;
+    use interlock_crypto::identity::{verify_jwt, verify_user_hash};
+    use interlock_crypto::{JwtPolicy, SecretValue, VerificationSecret};
+
+    if args.batches == 0 || args.batch_size == 0 {
+        bail!("--batches and --batch-size must be positive");
+    }
+    let value = SecretValue::generate()?;
+    let secrets = [VerificationSecret::new("ms_bench", &value)];
+    let user_id = "user-0192f0c1-a2b3-4c5d";
+    let hash = value.user_hash(user_id);
+    let now = jsonwebtoken::get_current_timestamp() as i64;
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"user_id": user_id, "email": "a@example.com", "iat": now, "exp": now + 3600}),
+        &jsonwebtoken::EncodingKey::from_secret(value.expose().as_bytes()),
+    )?;
+    let raw = hmac::Key::new(hmac::HMAC_SHA256, value.expose().as_bytes());
+    let (b, n) = (args.batches, args.batch_size);
+    let baseline = median_ns(b, n, || {
+        !hmac::sign(&raw, std::hint::black_box(user_id).as_bytes())
+            .as_ref()
+            .is_empty()
+    })?;
+    let user_hash = median_ns(b, n, || {
+        verify_user_hash(&secrets, std::hint::black_box(user_id), &hash).is_some()
+    })?;
+    let jwt = median_ns(b, n, || {
+        verify_jwt(
+            &secrets,
+            std::hint::black_box(&token),
+            now,
+            JwtPolicy::default(),
+        )
+        .is_ok()
+    })?;
+    let round = |x: f64| (x * 10.0).round() / 10.0;
+    let ratio = |x: f64| (x / baseline * 100.0).round() / 100.0;
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "hmac_sha256_baseline_ns": round(baseline),
+                "user_hash_verify_ns": round(user_hash),
+                "jwt_verify_ns": round(jwt),
+                "user_hash_vs_baseline": ratio(user_hash),
+                "jwt_vs_baseline": ratio(jwt),
+                "user_hash_target_met": user_hash <= 1_000.0,
+                "jwt_target_met": jwt <= 5_000.0,
+            })
+        );
+    } else {
+        println!("hmac_sha256_baseline_ns   {baseline:.0}");
+        println!(
+            "user_hash_verify_ns       {user_hash:.0}  ({:.2}x baseline; target <= 1000 ns)",
+            user_hash / baseline
+        );
+        println!(
+            "jwt_verify_ns             {jwt:.0}  ({:.2}x baseline; target <= 5000 ns)",
+            jwt / baseline
+        );
+    }
+    Ok(())
+}

@@ -9,9 +9,9 @@ use clap::Args;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use interlock_domain::Region;
-use interlock_http::Limits;
 use interlock_http::server::Settings;
 use interlock_http::tls::CertSource;
+use interlock_http::{Limits, MessengerLimits};
 use serde::{Deserialize, Serialize};
 
 /// Flags of `interlock serve`.
@@ -81,6 +81,65 @@ pub struct FileConfig {
     pub region_urls: BTreeMap<Region, String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// The messenger's abuse limits: `[messenger] boots_per_minute_per_ip = 60`, ….
+    #[serde(default)]
+    pub messenger: MessengerConfig,
+}
+
+/// `[messenger]`: every field optional; defaults in [`interlock_http::MessengerLimits`].
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessengerConfig {
+    pub boots_per_minute_per_ip: Option<u32>,
+    pub boots_per_minute_per_workspace: Option<u32>,
+    pub messages_per_minute_per_ip: Option<u32>,
+    pub messages_per_minute_per_workspace: Option<u32>,
+    pub max_message_bytes: Option<usize>,
+    pub session_ttl_s: Option<i64>,
+}
+
+impl MessengerConfig {
+    fn limits(&self) -> Result<MessengerLimits> {
+        let d = MessengerLimits::default();
+        let rate = |name: &str, v: Option<u32>, default: u32| -> Result<u32> {
+            match v {
+                Some(0) => bail!("messenger.{name} must be at least 1"),
+                Some(n) => Ok(n),
+                None => Ok(default),
+            }
+        };
+        let out = MessengerLimits {
+            boots_per_minute_per_ip: rate(
+                "boots_per_minute_per_ip",
+                self.boots_per_minute_per_ip,
+                d.boots_per_minute_per_ip,
+            )?,
+            boots_per_minute_per_workspace: rate(
+                "boots_per_minute_per_workspace",
+                self.boots_per_minute_per_workspace,
+                d.boots_per_minute_per_workspace,
+            )?,
+            messages_per_minute_per_ip: rate(
+                "messages_per_minute_per_ip",
+                self.messages_per_minute_per_ip,
+                d.messages_per_minute_per_ip,
+            )?,
+            messages_per_minute_per_workspace: rate(
+                "messages_per_minute_per_workspace",
+                self.messages_per_minute_per_workspace,
+                d.messages_per_minute_per_workspace,
+            )?,
+            max_message_bytes: self.max_message_bytes.unwrap_or(d.max_message_bytes),
+            session_ttl_s: self.session_ttl_s.unwrap_or(d.session_ttl_s),
+        };
+        if !(1..=1024 * 1024).contains(&out.max_message_bytes) {
+            bail!("messenger.max_message_bytes must be between 1 and 1048576");
+        }
+        if !(60..=86_400).contains(&out.session_ttl_s) {
+            bail!("messenger.session_ttl_s must be between 60 and 86400");
+        }
+        Ok(out)
+    }
 }
 
 fn regions_list<'de, D>(d: D) -> Result<Option<Vec<Region>>, D::Error>
@@ -170,6 +229,7 @@ pub fn settings(args: &ServeArgs, file: &FileConfig) -> Result<(Settings, Socket
         attachment_bytes: file
             .attachment_limit_bytes
             .unwrap_or(defaults.attachment_bytes),
+        messenger: file.messenger.limits()?,
     };
     if !(1024..=64 * 1024 * 1024).contains(&s.limits.body_bytes) {
         bail!("body_limit_bytes must be between 1 KiB and 64 MiB");

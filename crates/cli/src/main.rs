@@ -85,6 +85,8 @@ enum BenchCommand {
     Ingest(bench::IngestArgs),
     /// Field encryption speed against raw AES-256-GCM for 1 KiB values.
     Crypto(bench::CryptoArgs),
+    /// Messenger identity verification (user_hash, JWT) against one bare HMAC-SHA-256.
+    Identity(bench::IdentityArgs),
 }
 
 fn init_logging() {
@@ -126,6 +128,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             command: BenchCommand::Crypto(args),
         } => bench::crypto(args),
+        Command::Bench {
+            command: BenchCommand::Identity(args),
+        } => bench::identity(args),
     }
 }
 

@@ -8,14 +8,16 @@
 pub mod aead;
 pub mod blind;
 pub mod error;
+pub mod identity;
 pub mod keyring;
 pub mod token;
 
 pub use aead::{Aad, AeadKey, KeyMaterial};
 pub use blind::BlindIndexKey;
 pub use error::CryptoError;
+pub use identity::{JwtClaims, JwtError, JwtPolicy, SecretValue, VerificationSecret};
 pub use keyring::{Keyring, MasterKey};
-pub use token::{ApiToken, OperatorToken, TokenHash};
+pub use token::{ApiToken, OperatorToken, RegionToken, TokenHash, TokenKind};
 
 use aws_lc_rs::hkdf;
 

@@ -47,19 +47,45 @@ fn random_secret() -> Result<String, CryptoError> {
     Ok(URL_SAFE_NO_PAD.encode(crate::random_bytes::<32>()?))
 }
 
-/// A workspace API token, shown once at creation.
-pub struct ApiToken(SecretString);
+/// What a region token is for; each kind has its own prefix, so one kind is never accepted
+/// where another is expected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A workspace API token: full access to one workspace (`ilk_`).
+    Api,
+    /// A messenger session: one contact's conversations, for an hour (`ilm_`).
+    MessengerSession,
+    /// A visitor token: resumes one anonymous visitor (`ilv_`).
+    Visitor,
+}
 
-impl std::fmt::Debug for ApiToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ApiToken(<redacted>)")
+impl TokenKind {
+    pub const fn prefix(self) -> &'static str {
+        match self {
+            TokenKind::Api => API_PREFIX,
+            TokenKind::MessengerSession => "ilm_",
+            TokenKind::Visitor => "ilv_",
+        }
     }
 }
 
-impl ApiToken {
-    pub fn generate(region: Region) -> Result<Self, CryptoError> {
+/// A bearer token that names its kind and region (`ilk_eu_…`), shown once when made.
+pub struct RegionToken(SecretString);
+
+/// A workspace API token.
+pub type ApiToken = RegionToken;
+
+impl std::fmt::Debug for RegionToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RegionToken(<redacted>)")
+    }
+}
+
+impl RegionToken {
+    pub fn generate(kind: TokenKind, region: Region) -> Result<Self, CryptoError> {
         Ok(Self(SecretString::from(format!(
-            "{API_PREFIX}{}_{}",
+            "{}{}_{}",
+            kind.prefix(),
             region.as_str(),
             random_secret()?
         ))))
@@ -73,9 +99,9 @@ impl ApiToken {
         TokenHash::of(self.expose())
     }
 
-    /// The region a presented token claims, if it has the workspace-token shape at all.
-    pub fn region_of(presented: &str) -> Option<Region> {
-        let rest = presented.strip_prefix(API_PREFIX)?;
+    /// The region a presented token claims, if it has the shape of a token of this kind.
+    pub fn region_of(kind: TokenKind, presented: &str) -> Option<Region> {
+        let rest = presented.strip_prefix(kind.prefix())?;
         let (region, secret) = rest.split_once('_')?;
         if secret.len() != 43 {
             return None;
@@ -123,21 +149,32 @@ mod tests {
 
     #[test]
     fn api_tokens_carry_region() {
+        let kinds = [
+            TokenKind::Api,
+            TokenKind::MessengerSession,
+            TokenKind::Visitor,
+        ];
         for r in Region::ALL {
-            let t = ApiToken::generate(r).expect("rng");
-            assert_eq!(ApiToken::region_of(t.expose()), Some(r));
+            for k in kinds {
+                let t = RegionToken::generate(k, r).expect("rng");
+                assert_eq!(RegionToken::region_of(k, t.expose()), Some(r));
+                // A token of one kind is never taken for another.
+                for other in kinds.into_iter().filter(|o| *o != k) {
+                    assert_eq!(RegionToken::region_of(other, t.expose()), None);
+                }
+            }
         }
-        assert_eq!(ApiToken::region_of("ilk_us_short"), None);
-        assert_eq!(ApiToken::region_of("Bearer x"), None);
+        assert_eq!(RegionToken::region_of(TokenKind::Api, "ilk_us_short"), None);
+        assert_eq!(RegionToken::region_of(TokenKind::Api, "Bearer x"), None);
         let op = OperatorToken::generate().expect("rng");
-        assert_eq!(ApiToken::region_of(op.expose()), None);
+        assert_eq!(RegionToken::region_of(TokenKind::Api, op.expose()), None);
     }
 
     #[test]
     fn hashes_compare() {
-        let t = ApiToken::generate(Region::Us).expect("rng");
+        let t = RegionToken::generate(TokenKind::Api, Region::Us).expect("rng");
         assert!(t.hash().ct_eq(&TokenHash::of(t.expose())));
-        let u = ApiToken::generate(Region::Us).expect("rng");
+        let u = RegionToken::generate(TokenKind::Api, Region::Us).expect("rng");
         assert!(!t.hash().ct_eq(&u.hash()));
         assert!(!format!("{t:?}").contains(t.expose()));
     }

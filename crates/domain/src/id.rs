@@ -117,6 +117,10 @@ typed_id!(
     TeammateId, "tm", "teammate_id"
 );
 typed_id!(
+    /// A messenger identity verification secret (its metadata; the value is never shown again).
+    MessengerSecretId, "ms", "secret_id"
+);
+typed_id!(
     /// One data subject's encryption key. Destroying it shreds the subject's data.
     SubjectKeyId, "sk", "subject_key_id"
 );

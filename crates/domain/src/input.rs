@@ -66,6 +66,10 @@ text_field!(
     ExternalId, "external_id", 255
 );
 text_field!(
+    /// The label of a messenger verification secret ("web 2026", "ios").
+    SecretName, "name", 100
+);
+text_field!(
     /// A person's display name.
     PersonName, "name", 255
 );

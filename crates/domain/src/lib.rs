@@ -7,14 +7,17 @@
 pub mod error;
 pub mod id;
 pub mod input;
+pub mod messenger;
 pub mod region;
 
 pub use error::DomainError;
 pub use id::{
-    AttachmentId, ContactId, ConversationId, EventId, PartId, SubjectKeyId, TeammateId, WorkspaceId,
+    AttachmentId, ContactId, ConversationId, EventId, MessengerSecretId, PartId, SubjectKeyId,
+    TeammateId, WorkspaceId,
 };
 pub use input::{
     AttachmentName, Author, AuthorType, Body, ContactPatch, ContactRole, CustomAttributes, Email,
-    EventMetadata, EventName, ExternalId, NewContact, NewEvent, PersonName, Phone,
+    EventMetadata, EventName, ExternalId, NewContact, NewEvent, PersonName, Phone, SecretName,
 };
+pub use messenger::{IdentityVerification, MessengerSettings, Platform, Platforms};
 pub use region::Region;

@@ -385,3 +385,113 @@ pub struct Health {
     pub status: &'static str,
     pub regions: Vec<String>,
 }
+
+// ------------------------------------------------------------------ messenger
+
+/// Start or resume a messenger session. Send `workspace_id` alone (or with `visitor_token`)
+/// for an anonymous visitor; add `user_id` and/or `email` with `user_hash`, or send
+/// `user_jwt`, to identify a user.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BootRequest {
+    pub workspace_id: String,
+    /// The `visitor_token` of an earlier anonymous boot: resumes that visitor, or, with a
+    /// verified user boot, merges the visitor into the user.
+    pub visitor_token: Option<String>,
+    pub user_id: Option<String>,
+    pub email: Option<String>,
+    /// Updates the contact's name when the boot is verified.
+    pub name: Option<String>,
+    /// Lowercase hex HMAC-SHA-256 of `user_id` (or of `email` when no `user_id` is sent).
+    pub user_hash: Option<String>,
+    /// An HS256 JWT with a `user_id` claim; send it without user_id, email, name or user_hash.
+    pub user_jwt: Option<String>,
+    /// `web` (default), `ios` or `android`: only secrets made for this platform verify.
+    pub platform: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BootResponse {
+    /// Bearer token for the `/v1/messenger/conversations` routes; bound to one contact.
+    pub session_token: String,
+    /// Unix seconds after which the session token stops working.
+    pub expires_at: i64,
+    pub contact_id: String,
+    /// `user` or `visitor`.
+    pub role: String,
+    /// True only when a `user_hash` or `user_jwt` verified.
+    pub identity_verified: bool,
+    /// For visitors: keep it and send it on the next boot to resume this visitor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visitor_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessengerMessage {
+    pub body: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSecretRequest {
+    pub name: String,
+    /// Any of `web`, `ios`, `android`.
+    pub platforms: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretOut {
+    pub id: String,
+    pub name: String,
+    pub platforms: Vec<String>,
+    pub created_at: i64,
+}
+
+impl From<store::MessengerSecret> for SecretOut {
+    fn from(s: store::MessengerSecret) -> Self {
+        Self {
+            id: s.id.to_string(),
+            name: s.name,
+            platforms: s
+                .platforms
+                .as_slice()
+                .iter()
+                .map(|p| p.as_str().to_owned())
+                .collect(),
+            created_at: secs(s.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedSecret {
+    pub id: String,
+    pub name: String,
+    pub platforms: Vec<String>,
+    pub created_at: i64,
+    /// The secret: the HMAC and JWT key is this whole string. Shown only once.
+    pub secret: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deleted {
+    pub id: String,
+    pub deleted: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessengerSettingsOut {
+    /// `off`, `optional` or `enforced`.
+    pub identity_verification: String,
+    pub jwt_max_lifetime_s: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessengerSettingsRequest {
+    /// `off`, `optional` or `enforced`.
+    pub identity_verification: String,
+    /// 60 to 2592000 seconds; unchanged when absent.
+    pub jwt_max_lifetime_s: Option<i64>,
+}

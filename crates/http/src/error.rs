@@ -48,6 +48,13 @@ pub enum ApiError {
         field: Option<String>,
         detail: String,
     },
+    /// 401: a messenger boot named a user without a valid `user_hash` or JWT; `reason` says
+    /// which check failed (e.g. `jwt_expired`, `user_hash_mismatch`).
+    IdentityVerificationFailed { reason: &'static str },
+    /// 404: a messenger boot named a workspace that does not exist.
+    UnknownWorkspace,
+    /// 429: over a rate limit; retry after this many seconds.
+    RateLimited { retry_after_s: u64 },
     /// 500: our fault. Logged with the correlation id; the client gets only the id.
     Internal { correlation_id: String },
 }
@@ -68,6 +75,10 @@ struct Problem<'a> {
     base_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     correlation_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -97,6 +108,9 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
             ApiError::WrongRegion { .. } => "wrong_region",
+            ApiError::IdentityVerificationFailed { .. } => "identity_verification_failed",
+            ApiError::UnknownWorkspace => "workspace_not_found",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Internal { .. } => "internal_error",
         }
     }
@@ -113,6 +127,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::WrongRegion { .. } => StatusCode::MISDIRECTED_REQUEST,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::IdentityVerificationFailed { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::UnknownWorkspace => StatusCode::NOT_FOUND,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -141,6 +158,10 @@ impl From<StoreError> for ApiError {
                 code: "concurrent_update",
                 detail: "the object changed while this request ran; retry",
             },
+            StoreError::Conflict("no_verification_secret") => ApiError::Conflict {
+                code: "no_verification_secret",
+                detail: "create a messenger verification secret before enforcing identity verification",
+            },
             StoreError::Conflict(_) => ApiError::Conflict {
                 code: "conflict",
                 detail: "the request conflicts with stored data",
@@ -165,7 +186,10 @@ impl IntoResponse for ApiError {
             region: None,
             base_url: None,
             correlation_id: None,
+            reason: None,
+            retry_after: None,
         };
+        let mut retry_after_header = None;
         match self {
             ApiError::BadRequest { detail, .. } => problem.detail = detail,
             ApiError::Unauthorized { detail, .. }
@@ -190,6 +214,16 @@ impl IntoResponse for ApiError {
                 problem.detail = detail;
                 problem.field = field;
             }
+            ApiError::IdentityVerificationFailed { reason } => {
+                problem.detail = "the user's identity could not be verified".into();
+                problem.reason = Some(reason);
+            }
+            ApiError::UnknownWorkspace => problem.detail = "no such workspace".into(),
+            ApiError::RateLimited { retry_after_s } => {
+                problem.detail = format!("too many requests; retry in {retry_after_s} s");
+                problem.retry_after = Some(retry_after_s);
+                retry_after_header = Some(retry_after_s);
+            }
             ApiError::Internal { correlation_id } => {
                 problem.detail = "an internal error occurred; quote the correlation id".into();
                 problem.correlation_id = Some(correlation_id);
@@ -201,6 +235,10 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(secs) = retry_after_header {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

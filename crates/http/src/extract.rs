@@ -8,7 +8,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use interlock_crypto::{ApiToken, TokenHash};
+use interlock_crypto::{RegionToken, TokenHash, TokenKind};
 use interlock_domain::WorkspaceId;
 use interlock_storage::Cell;
 use serde::Serialize;
@@ -115,7 +115,7 @@ where
     }
 }
 
-fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+pub(crate) fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let value = parts
         .headers
         .get(header::AUTHORIZATION)
@@ -159,10 +159,11 @@ impl FromRequestParts<Arc<AppState>> for WorkspaceAuth {
                 detail: "the operator token manages workspaces and cannot read workspace data",
             });
         }
-        let region = ApiToken::region_of(token).ok_or(ApiError::Unauthorized {
-            code: "invalid_token",
-            detail: "the token is not valid",
-        })?;
+        let region =
+            RegionToken::region_of(TokenKind::Api, token).ok_or(ApiError::Unauthorized {
+                code: "invalid_token",
+                detail: "the token is not valid",
+            })?;
         let cell = state.cell(region)?;
         let workspace = cell
             .authenticate(token)

@@ -12,6 +12,7 @@
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod messenger;
 pub mod openapi;
 pub mod routes;
 pub mod server;
@@ -36,15 +37,19 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::error::ApiError;
-use crate::routes::{contacts, conversations, events, operator, system};
+pub use crate::messenger::{MessengerLimits, RateLimits};
+use crate::routes::{
+    contacts, conversations, events, messenger as messenger_routes, operator, system,
+};
 
-/// Size limits on request bodies.
+/// Size limits on request bodies, and the messenger's abuse limits.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// JSON bodies (default 1 MiB).
     pub body_bytes: usize,
     /// Attachment uploads (default 25 MiB).
     pub attachment_bytes: usize,
+    pub messenger: MessengerLimits,
 }
 
 impl Default for Limits {
@@ -52,6 +57,7 @@ impl Default for Limits {
         Self {
             body_bytes: 1024 * 1024,
             attachment_bytes: 25 * 1024 * 1024,
+            messenger: MessengerLimits::default(),
         }
     }
 }
@@ -66,6 +72,8 @@ pub struct AppState {
     pub operator_token_hash: TokenHash,
     pub metrics: PrometheusHandle,
     pub limits: Limits,
+    /// The messenger's rate limiters (boots and messages, per address and per workspace).
+    pub rate: RateLimits,
 }
 
 impl AppState {
@@ -166,6 +174,31 @@ fn api_routes(limits: Limits) -> Router<Arc<AppState>> {
             get(conversations::download),
         )
         .route("/v1/events", post(events::create).get(events::list))
+        .route(
+            "/v1/messenger/secrets",
+            post(messenger_routes::create_secret).get(messenger_routes::list_secrets),
+        )
+        .route(
+            "/v1/messenger/secrets/{id}",
+            axum::routing::delete(messenger_routes::delete_secret),
+        )
+        .route(
+            "/v1/workspace/messenger",
+            get(messenger_routes::get_settings).put(messenger_routes::put_settings),
+        )
+        .route("/v1/messenger/boot", post(messenger_routes::boot))
+        .route(
+            "/v1/messenger/conversations",
+            post(messenger_routes::start_conversation).get(messenger_routes::list_conversations),
+        )
+        .route(
+            "/v1/messenger/conversations/{id}",
+            get(messenger_routes::get_conversation),
+        )
+        .route(
+            "/v1/messenger/conversations/{id}/replies",
+            post(messenger_routes::reply),
+        )
         .route("/healthz", get(system::healthz))
         .route("/metrics", get(system::metrics))
         .route("/v1/openapi.json", get(system::openapi))

@@ -4,14 +4,14 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::dto;
-use crate::routes::{contacts, conversations, events, operator, system};
+use crate::routes::{contacts, conversations, events, messenger, operator, system};
 
 struct Security;
 
 impl Modify for Security {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        for name in ["workspace_token", "operator_token"] {
+        for name in ["workspace_token", "operator_token", "messenger_session"] {
             components.add_security_scheme(
                 name,
                 SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
@@ -43,6 +43,16 @@ impl Modify for Security {
         conversations::download,
         events::create,
         events::list,
+        messenger::boot,
+        messenger::list_conversations,
+        messenger::start_conversation,
+        messenger::get_conversation,
+        messenger::reply,
+        messenger::create_secret,
+        messenger::list_secrets,
+        messenger::delete_secret,
+        messenger::get_settings,
+        messenger::put_settings,
         system::healthz,
         system::metrics,
     ),
@@ -62,6 +72,15 @@ impl Modify for Security {
         dto::EventOut,
         dto::AttachmentOut,
         dto::Health,
+        dto::BootRequest,
+        dto::BootResponse,
+        dto::MessengerMessage,
+        dto::CreateSecretRequest,
+        dto::CreatedSecret,
+        dto::SecretOut,
+        dto::Deleted,
+        dto::MessengerSettingsOut,
+        dto::MessengerSettingsRequest,
     )),
     modifiers(&Security),
     tags(
@@ -70,6 +89,7 @@ impl Modify for Security {
         (name = "conversations", description = "Conversations and their messages"),
         (name = "attachments", description = "Files on conversations, encrypted at rest"),
         (name = "events", description = "Tracked events"),
+        (name = "messenger", description = "End users' messenger sessions, identity verification secrets and settings"),
         (name = "system", description = "Health and metrics"),
     )
 )]

@@ -219,6 +219,7 @@ pub async fn start(
         operator_token_hash: token.hash(),
         metrics: metrics_handle(),
         limits: settings.limits,
+        rate: crate::RateLimits::new(&settings.limits.messenger),
     });
     let router = app(state.clone());
     listener

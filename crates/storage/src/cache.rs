@@ -36,6 +36,10 @@ impl<K: Eq + Hash, V: Clone> BoundedCache<K, V> {
         m.insert(k, v);
     }
 
+    pub fn remove(&self, k: &K) {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).remove(k);
+    }
+
     pub fn clear(&self) {
         self.map.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }

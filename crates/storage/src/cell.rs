@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use interlock_crypto::{Aad, AeadKey, ApiToken, KeyMaterial, Keyring, TokenHash, WorkspaceKeys};
+use interlock_crypto::{
+    Aad, AeadKey, ApiToken, KeyMaterial, Keyring, TokenHash, TokenKind, WorkspaceKeys,
+};
 use interlock_domain::{
     AttachmentId, AttachmentName, Author, AuthorType, Body, ContactId, ContactPatch, ContactRole,
     ConversationId, DomainError, Email, EventId, ExternalId, NewContact, NewEvent, PartId, Region,
@@ -21,6 +23,10 @@ use crate::db::{self, Arg, Backend, RowInsert, Stmt, Writer};
 use crate::records::*;
 use crate::{StoreError, now_ms};
 
+mod messenger;
+
+pub use messenger::{MessengerSecret, MessengerSession, SessionScope};
+
 /// Where a cell keeps its data.
 #[derive(Debug, Clone)]
 pub struct CellConfig {
@@ -34,6 +40,14 @@ pub struct CellConfig {
 struct ConvMeta {
     contact_id: ContactId,
     subject_key_id: SubjectKeyId,
+}
+
+/// A contact about to be created: its statements, key and the record to return.
+struct NewContactUnit {
+    unit: Vec<Stmt>,
+    skid: SubjectKeyId,
+    key: Arc<AeadKey>,
+    contact: Contact,
 }
 
 /// One region's store.
@@ -91,6 +105,21 @@ fn page<T>(items: Vec<T>, fetched: usize, limit: i64, id: impl Fn(&T) -> String)
         .then(|| items.last().map(&id))
         .flatten();
     Page { items, next_after }
+}
+
+/// A page of conversation summaries (no parts) from rows fetched with `LIMIT limit + 1`.
+fn conversation_page(rows: &[AnyRow], limit: i64) -> Result<Page<Conversation>, StoreError> {
+    let mut items = Vec::new();
+    for row in rows.iter().take(limit as usize) {
+        items.push(Conversation {
+            id: parse_id(ConversationId::parse(&col::<String>(row, "id")?))?,
+            contact_id: parse_id(ContactId::parse(&col::<String>(row, "contact_id")?))?,
+            created_at: col(row, "created_at")?,
+            updated_at: col(row, "updated_at")?,
+            parts: Vec::new(),
+        });
+    }
+    Ok(page(items, rows.len(), limit, |x| x.id.to_string()))
 }
 
 /// Seals and opens the fields of one record under one key.
@@ -289,6 +318,7 @@ impl Cell {
     async fn new_subject_key(
         &self,
         ws: &WorkspaceId,
+        owner: &ContactId,
     ) -> Result<(SubjectKeyId, Arc<AeadKey>, Stmt), StoreError> {
         let wk = self.current_workspace_keys(ws).await?;
         let id = SubjectKeyId::new();
@@ -298,13 +328,14 @@ impl Cell {
             .wrap(&Self::subject_key_aad(ws, &id, wk.version), &material)?;
         let key = Arc::new(AeadKey::new(&material)?);
         let stmt = Stmt::new(
-            "INSERT INTO subject_keys (workspace_id, id, ws_key_version, wrapped, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO subject_keys (workspace_id, id, ws_key_version, wrapped, created_at, owner_id) VALUES ($1, $2, $3, $4, $5, $6)",
             vec![
                 Arg::Text(ws.to_string()),
                 Arg::Text(id.to_string()),
                 Arg::Int(wk.version),
                 Arg::Bytes(wrapped),
                 Arg::Int(now_ms()),
+                Arg::Text(owner.to_string()),
             ],
         );
         Ok((id, key, stmt))
@@ -416,7 +447,7 @@ impl Cell {
         let keys = WorkspaceKeys::derive(&material, 1)?;
         let name_ct = Sealer::new("workspaces", &keys.aead, &id, id.as_str(), &ws_key_id(1))
             .seal("name", name.as_bytes())?;
-        let token = ApiToken::generate(self.region)?;
+        let token = ApiToken::generate(TokenKind::Api, self.region)?;
         let unit = vec![
             Stmt::new(
                 "INSERT INTO workspaces (id, region, name_ct, key_version, created_at) VALUES ($1, $2, $3, 1, $4)",
@@ -516,10 +547,37 @@ impl Cell {
         ws: &WorkspaceId,
         input: NewContact,
     ) -> Result<Contact, StoreError> {
+        let new = self.contact_unit(ws, input).await?;
+        self.write_contact(ws, new, Vec::new()).await
+    }
+
+    /// Write a new contact's unit (plus `extra` statements in the same transaction).
+    async fn write_contact(
+        &self,
+        ws: &WorkspaceId,
+        new: NewContactUnit,
+        extra: Vec<Stmt>,
+    ) -> Result<Contact, StoreError> {
+        let mut unit = new.unit;
+        unit.extend(extra);
+        match self.writer.write(unit).await {
+            Err(StoreError::Conflict(_)) => return Err(StoreError::Conflict("external_id_taken")),
+            other => other?,
+        }
+        self.subject_keys.insert((ws.clone(), new.skid), new.key);
+        Ok(new.contact)
+    }
+
+    /// The statements that create a contact with its own subject key, not yet written.
+    async fn contact_unit(
+        &self,
+        ws: &WorkspaceId,
+        input: NewContact,
+    ) -> Result<NewContactUnit, StoreError> {
         self.check_region(ws)?;
         let wk = self.current_workspace_keys(ws).await?;
-        let (skid, key, key_stmt) = self.new_subject_key(ws).await?;
         let id = ContactId::new();
+        let (skid, key, key_stmt) = self.new_subject_key(ws, &id).await?;
         let now = now_ms();
         let s = Sealer::new("contacts", &key, ws, id.as_str(), skid.as_str());
         let ext = input.external_id.as_ref().map(ExternalId::as_str);
@@ -545,21 +603,21 @@ impl Cell {
                 Arg::Int(now),
             ],
         );
-        match self.writer.write(vec![key_stmt, stmt]).await {
-            Err(StoreError::Conflict(_)) => return Err(StoreError::Conflict("external_id_taken")),
-            other => other?,
-        }
-        self.subject_keys.insert((ws.clone(), skid), key);
-        Ok(Contact {
-            id,
-            role: input.role,
-            external_id: ext.map(str::to_owned),
-            email: email.map(str::to_owned),
-            name: name.map(str::to_owned),
-            phone: phone.map(str::to_owned),
-            custom_attributes: input.custom_attributes.into_map(),
-            created_at: now,
-            updated_at: now,
+        Ok(NewContactUnit {
+            unit: vec![key_stmt, stmt],
+            skid,
+            key,
+            contact: Contact {
+                id,
+                role: input.role,
+                external_id: ext.map(str::to_owned),
+                email: email.map(str::to_owned),
+                name: name.map(str::to_owned),
+                phone: phone.map(str::to_owned),
+                custom_attributes: input.custom_attributes.into_map(),
+                created_at: now,
+                updated_at: now,
+            },
         })
     }
 
@@ -805,6 +863,18 @@ impl Cell {
         contact_id: &ContactId,
         body: &Body,
     ) -> Result<Conversation, StoreError> {
+        self.create_conversation_with(ws, contact_id, body, |_| Vec::new())
+            .await
+    }
+
+    /// Start a conversation, writing `extra(id)` in the same transaction.
+    async fn create_conversation_with(
+        &self,
+        ws: &WorkspaceId,
+        contact_id: &ContactId,
+        body: &Body,
+        extra: impl FnOnce(&ConversationId) -> Vec<Stmt>,
+    ) -> Result<Conversation, StoreError> {
         let skid = self.contact_subject(ws, contact_id).await?;
         let key = self.subject_key(ws, &skid).await?;
         let id = ConversationId::new();
@@ -824,7 +894,9 @@ impl Cell {
                 Arg::Int(now),
             ],
         );
-        self.writer.write(vec![conv, part]).await?;
+        let mut unit = vec![conv, part];
+        unit.extend(extra(&id));
+        self.writer.write(unit).await?;
         self.conversations.insert(
             (ws.clone(), id.clone()),
             ConvMeta {
@@ -882,7 +954,14 @@ impl Cell {
         author: &Author,
         body: &Body,
     ) -> Result<Part, StoreError> {
-        let meta = self.conversation_meta(ws, conversation).await?;
+        let mut meta = self.conversation_meta(ws, conversation).await?;
+        if author.kind == AuthorType::Contact && author.id != meta.contact_id.as_str() {
+            // The cached owner may be stale (a visitor merged into a user by another
+            // process): look again before refusing.
+            self.conversations
+                .remove(&(ws.clone(), conversation.clone()));
+            meta = self.conversation_meta(ws, conversation).await?;
+        }
         if author.kind == AuthorType::Contact && author.id != meta.contact_id.as_str() {
             return Err(StoreError::Invalid(DomainError::new(
                 "author.id",
@@ -991,17 +1070,7 @@ impl Cell {
             .await,
         }
         .map_err(StoreError::Db)?;
-        let mut items = Vec::new();
-        for row in rows.iter().take(limit as usize) {
-            items.push(Conversation {
-                id: parse_id(ConversationId::parse(&col::<String>(row, "id")?))?,
-                contact_id: parse_id(ContactId::parse(&col::<String>(row, "contact_id")?))?,
-                created_at: col(row, "created_at")?,
-                updated_at: col(row, "updated_at")?,
-                parts: Vec::new(),
-            });
-        }
-        Ok(page(items, rows.len(), limit, |x| x.id.to_string()))
+        conversation_page(&rows, limit)
     }
 
     // ---------------------------------------------------------------- events
@@ -1047,8 +1116,9 @@ impl Cell {
         after: Option<&EventId>,
         limit: i64,
     ) -> Result<Page<Event>, StoreError> {
-        let skid = self.contact_subject(ws, contact_id).await?;
-        let key = self.subject_key(ws, &skid).await?;
+        // The contact must exist (404 otherwise); each event is opened with its own key,
+        // since a merged visitor's events keep the visitor's key.
+        self.contact_subject(ws, contact_id).await?;
         let limit = limit.clamp(1, MAX_PAGE);
         let rows = sqlx::query(
             "SELECT id, subject_key_id, name_ct, metadata_ct, created_at FROM events WHERE workspace_id = $1 AND contact_id = $2 AND id > $3 ORDER BY id LIMIT $4",
@@ -1063,6 +1133,8 @@ impl Cell {
         let mut items = Vec::new();
         for row in rows.iter().take(limit as usize) {
             let id: String = col(row, "id")?;
+            let skid = parse_id(SubjectKeyId::parse(&col::<String>(row, "subject_key_id")?))?;
+            let key = self.subject_key(ws, &skid).await?;
             let s = Sealer::new("events", &key, ws, &id, skid.as_str());
             items.push(Event {
                 name: s.open_text("name", &col::<Vec<u8>>(row, "name_ct")?)?,

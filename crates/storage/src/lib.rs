@@ -16,7 +16,7 @@ pub mod db;
 pub mod records;
 pub mod schema;
 
-pub use cell::{Cell, CellConfig};
+pub use cell::{Cell, CellConfig, MessengerSecret, MessengerSession, SessionScope};
 pub use db::{Backend, Writer, WriterStats};
 pub use records::*;
 

@@ -3,17 +3,18 @@
 //! and content fields exist only as `*_ct` (ciphertext) and `*_bidx` (blind index) columns.
 
 /// Ordered migrations: (version, statements).
-pub const MIGRATIONS: &[(i64, &[&str])] = &[(
-    1,
-    &[
-        "CREATE TABLE workspaces (
+pub const MIGRATIONS: &[(i64, &[&str])] = &[
+    (
+        1,
+        &[
+            "CREATE TABLE workspaces (
             id TEXT PRIMARY KEY,
             region TEXT NOT NULL,
             name_ct {BYTES} NOT NULL,
             key_version BIGINT NOT NULL,
             created_at BIGINT NOT NULL
         )",
-        "CREATE TABLE workspace_keys (
+            "CREATE TABLE workspace_keys (
             workspace_id TEXT NOT NULL REFERENCES workspaces(id),
             version BIGINT NOT NULL,
             master_version BIGINT NOT NULL,
@@ -21,13 +22,13 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[(
             created_at BIGINT NOT NULL,
             PRIMARY KEY (workspace_id, version)
         )",
-        "CREATE INDEX workspace_keys_master ON workspace_keys (master_version)",
-        "CREATE TABLE api_tokens (
+            "CREATE INDEX workspace_keys_master ON workspace_keys (master_version)",
+            "CREATE TABLE api_tokens (
             token_hash {BYTES} PRIMARY KEY,
             workspace_id TEXT NOT NULL REFERENCES workspaces(id),
             created_at BIGINT NOT NULL
         )",
-        "CREATE TABLE subject_keys (
+            "CREATE TABLE subject_keys (
             workspace_id TEXT NOT NULL REFERENCES workspaces(id),
             id TEXT NOT NULL,
             ws_key_version BIGINT NOT NULL,
@@ -35,7 +36,7 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[(
             created_at BIGINT NOT NULL,
             PRIMARY KEY (workspace_id, id)
         )",
-        "CREATE TABLE contacts (
+            "CREATE TABLE contacts (
             workspace_id TEXT NOT NULL REFERENCES workspaces(id),
             id TEXT NOT NULL,
             role TEXT NOT NULL,
@@ -51,9 +52,9 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[(
             updated_at BIGINT NOT NULL,
             PRIMARY KEY (workspace_id, id)
         )",
-        "CREATE UNIQUE INDEX contacts_external_id ON contacts (workspace_id, external_id_bidx)",
-        "CREATE INDEX contacts_email ON contacts (workspace_id, email_bidx)",
-        "CREATE TABLE conversations (
+            "CREATE UNIQUE INDEX contacts_external_id ON contacts (workspace_id, external_id_bidx)",
+            "CREATE INDEX contacts_email ON contacts (workspace_id, email_bidx)",
+            "CREATE TABLE conversations (
             workspace_id TEXT NOT NULL REFERENCES workspaces(id),
             id TEXT NOT NULL,
             contact_id TEXT NOT NULL,
@@ -63,8 +64,8 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[(
             PRIMARY KEY (workspace_id, id),
             FOREIGN KEY (workspace_id, contact_id) REFERENCES contacts (workspace_id, id)
         )",
-        "CREATE INDEX conversations_contact ON conversations (workspace_id, contact_id, id)",
-        "CREATE TABLE conversation_parts (
+            "CREATE INDEX conversations_contact ON conversations (workspace_id, contact_id, id)",
+            "CREATE TABLE conversation_parts (
             workspace_id TEXT NOT NULL REFERENCES workspaces(id),
             id TEXT NOT NULL,
             conversation_id TEXT NOT NULL,
@@ -75,8 +76,8 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[(
             PRIMARY KEY (workspace_id, id),
             FOREIGN KEY (workspace_id, conversation_id) REFERENCES conversations (workspace_id, id)
         )",
-        "CREATE INDEX parts_conversation ON conversation_parts (workspace_id, conversation_id, created_at, id)",
-        "CREATE TABLE events (
+            "CREATE INDEX parts_conversation ON conversation_parts (workspace_id, conversation_id, created_at, id)",
+            "CREATE TABLE events (
             workspace_id TEXT NOT NULL REFERENCES workspaces(id),
             id TEXT NOT NULL,
             contact_id TEXT NOT NULL,
@@ -87,8 +88,8 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[(
             PRIMARY KEY (workspace_id, id),
             FOREIGN KEY (workspace_id, contact_id) REFERENCES contacts (workspace_id, id)
         )",
-        "CREATE INDEX events_contact ON events (workspace_id, contact_id, id)",
-        "CREATE TABLE attachments (
+            "CREATE INDEX events_contact ON events (workspace_id, contact_id, id)",
+            "CREATE TABLE attachments (
             workspace_id TEXT NOT NULL REFERENCES workspaces(id),
             id TEXT NOT NULL,
             conversation_id TEXT NOT NULL,
@@ -100,6 +101,59 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[(
             PRIMARY KEY (workspace_id, id),
             FOREIGN KEY (workspace_id, conversation_id) REFERENCES conversations (workspace_id, id)
         )",
-        "CREATE INDEX attachments_conversation ON attachments (workspace_id, conversation_id, id)",
-    ],
-)];
+            "CREATE INDEX attachments_conversation ON attachments (workspace_id, conversation_id, id)",
+        ],
+    ),
+    (
+        2,
+        &[
+            // Subject keys get an owner, so a key can change hands (a visitor merged into a user)
+            // and erasure can find every key of a data subject.
+            "ALTER TABLE subject_keys ADD COLUMN owner_id TEXT",
+            "UPDATE subject_keys SET owner_id = (SELECT c.id FROM contacts c WHERE c.workspace_id = subject_keys.workspace_id AND c.subject_key_id = subject_keys.id)",
+            "CREATE INDEX subject_keys_owner ON subject_keys (workspace_id, owner_id)",
+            "CREATE TABLE messenger_settings (
+            workspace_id TEXT PRIMARY KEY REFERENCES workspaces(id),
+            identity_verification TEXT NOT NULL,
+            jwt_max_lifetime_s BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL
+        )",
+            "CREATE TABLE messenger_secrets (
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+            id TEXT NOT NULL,
+            name_ct {BYTES} NOT NULL,
+            platforms TEXT NOT NULL,
+            value_ct {BYTES} NOT NULL,
+            ws_key_version BIGINT NOT NULL,
+            created_at BIGINT NOT NULL,
+            PRIMARY KEY (workspace_id, id)
+        )",
+            "CREATE TABLE visitor_tokens (
+            token_hash {BYTES} PRIMARY KEY,
+            workspace_id TEXT NOT NULL,
+            contact_id TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            FOREIGN KEY (workspace_id, contact_id) REFERENCES contacts (workspace_id, id)
+        )",
+            "CREATE INDEX visitor_tokens_contact ON visitor_tokens (workspace_id, contact_id)",
+            "CREATE TABLE messenger_sessions (
+            token_hash {BYTES} PRIMARY KEY,
+            workspace_id TEXT NOT NULL,
+            contact_id TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            created_at BIGINT NOT NULL,
+            FOREIGN KEY (workspace_id, contact_id) REFERENCES contacts (workspace_id, id)
+        )",
+            "CREATE INDEX messenger_sessions_contact ON messenger_sessions (workspace_id, contact_id)",
+            "CREATE INDEX messenger_sessions_expiry ON messenger_sessions (workspace_id, expires_at)",
+            "CREATE TABLE messenger_session_conversations (
+            token_hash {BYTES} NOT NULL REFERENCES messenger_sessions(token_hash),
+            workspace_id TEXT NOT NULL,
+            conversation_id TEXT NOT NULL,
+            PRIMARY KEY (token_hash, conversation_id),
+            FOREIGN KEY (workspace_id, conversation_id) REFERENCES conversations (workspace_id, id)
+        )",
+        ],
+    ),
+];

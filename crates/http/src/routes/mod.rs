@@ -4,5 +4,6 @@
 pub mod contacts;
 pub mod conversations;
 pub mod events;
+pub mod messenger;
 pub mod operator;
 pub mod system;
