@@ -1463,6 +1463,25 @@ fn bad_config_fails_fast() {
         "an unknown region",
     );
     assert!(out.contains("mars"), "{out}");
+
+    for (toml, names) in [
+        (
+            "[messenger]\nboots_per_minute_per_ip = 0\n",
+            "boots_per_minute_per_ip",
+        ),
+        ("[messenger]\nsession_ttl_s = 5\n", "session_ttl_s"),
+        ("[messenger]\nmax_message_bytes = 0\n", "max_message_bytes"),
+        ("[messenger]\nboots_per_second = 5\n", "boots_per_second"),
+    ] {
+        let cfg = tmp.path().join("messenger.toml");
+        fs::write(&cfg, toml).expect("write config");
+        let cfg_arg = cfg.display().to_string();
+        let out = serve_must_fail(
+            &["--data-dir", &d, "--config", &cfg_arg],
+            "an invalid messenger limit",
+        );
+        assert!(out.contains(names), "the error should name {names}:\n{out}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -104,23 +104,35 @@ pub fn verify_user_hash<'a>(
         .find(|s| hmac::verify(&s.hmac, message.as_bytes(), &tag).is_ok())
 }
 
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+pub const JWT_LEEWAY_S: i64 = 60;
+
 /// Limits on user JWTs.
 #[derive(Debug, Clone, Copy)]
 pub struct JwtPolicy {
     /// Longest accepted lifetime: `exp - iat`, or `exp - now` for a token without `iat`.
     pub max_lifetime_s: i64,
-    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
-    pub leeway_s: i64,
 }
 
 impl Default for JwtPolicy {
     fn default() -> Self {
         Self {
             max_lifetime_s: 24 * 3600,
-            leeway_s: 60,
         }
     }
 }
+
+/// The one validation every user JWT gets: HS256 only, `exp` required and checked, `nbf`
+/// checked, audience not used. Built once: it holds small heap sets.
+static VALIDATION: std::sync::LazyLock<Validation> = std::sync::LazyLock::new(|| {
+    let mut v = Validation::new(Algorithm::HS256);
+    v.leeway = JWT_LEEWAY_S as u64;
+    v.validate_exp = true;
+    v.validate_nbf = true;
+    v.validate_aud = false;
+    v.set_required_spec_claims(&["exp"]);
+    v
+});
 
 /// What a verified user JWT says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,35 +211,38 @@ pub fn verify_jwt<'a>(
     now_s: i64,
     policy: JwtPolicy,
 ) -> Result<(JwtClaims, &'a VerificationSecret), JwtError> {
-    // The header is read first so any algorithm but HS256 (`none` included, which the parser
-    // does not even know) is refused before a key is looked at.
-    let header = jsonwebtoken::decode_header(token).map_err(|e| match map_jwt_error(&e) {
-        JwtError::Algorithm => JwtError::Algorithm,
-        _ if token.split('.').next().is_some_and(header_names_other_alg) => JwtError::Algorithm,
-        _ => JwtError::Malformed,
-    })?;
-    if header.alg != Algorithm::HS256 {
-        return Err(JwtError::Algorithm);
-    }
-    let mut validation = Validation::new(Algorithm::HS256);
-    validation.leeway = policy.leeway_s.max(0) as u64;
-    validation.validate_exp = true;
-    validation.validate_nbf = true;
-    validation.validate_aud = false;
-    validation.set_required_spec_claims(&["exp"]);
-
-    let candidates: Vec<&VerificationSecret> = match header.kid.as_deref() {
+    // `decode` checks the header's algorithm against HS256 before any key is used; a header
+    // it cannot parse (`"alg":"none"`) is reported as an algorithm error when it names one.
+    // The header is parsed separately only when a `kid` can choose among several secrets.
+    let kid = if secrets.len() > 1 {
+        jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid)
+    } else {
+        None
+    };
+    let candidates: Vec<&VerificationSecret> = match kid.as_deref() {
         Some(kid) if secrets.iter().any(|s| s.id == kid) => {
             secrets.iter().filter(|s| s.id == kid).collect()
         }
         _ => secrets.iter().collect(),
     };
+    if candidates.is_empty() {
+        // Still tell a malformed or wrong-algorithm token apart from a missing secret.
+        return Err(match jsonwebtoken::decode_header(token) {
+            Ok(h) if h.alg != Algorithm::HS256 => JwtError::Algorithm,
+            Ok(_) => JwtError::Signature,
+            Err(_) if algorithm_named(token) => JwtError::Algorithm,
+            Err(_) => JwtError::Malformed,
+        });
+    }
     let mut last = JwtError::Signature;
     for secret in candidates {
-        match jsonwebtoken::decode::<RawClaims>(token, &secret.jwt, &validation) {
+        match jsonwebtoken::decode::<RawClaims>(token, &secret.jwt, &VALIDATION) {
             Ok(data) => return check_claims(data.claims, now_s, policy).map(|c| (c, secret)),
             Err(e) => {
-                last = map_jwt_error(&e);
+                last = match map_jwt_error(&e) {
+                    JwtError::Malformed if algorithm_named(token) => JwtError::Algorithm,
+                    other => other,
+                };
                 // Only a signature mismatch says "maybe another secret": anything else is a
                 // property of the token itself.
                 if last != JwtError::Signature {
@@ -239,9 +254,13 @@ pub fn verify_jwt<'a>(
     Err(last)
 }
 
-/// True when a JWT's encoded header names an algorithm, as a header that failed to parse may
-/// (`"alg":"none"`): refusing it as an algorithm error is more useful than "malformed".
-fn header_names_other_alg(encoded: &str) -> bool {
+/// True when a JWT's header names an algorithm other than HS256, as a header that failed to
+/// parse may (`"alg":"none"`): refusing it as an algorithm error is more useful than
+/// "malformed".
+fn algorithm_named(token: &str) -> bool {
+    let Some(encoded) = token.split('.').next() else {
+        return false;
+    };
     let Ok(bytes) = URL_SAFE_NO_PAD.decode(encoded.trim_end_matches('=')) else {
         return false;
     };
@@ -256,7 +275,7 @@ fn header_names_other_alg(encoded: &str) -> bool {
 fn check_claims(raw: RawClaims, now_s: i64, policy: JwtPolicy) -> Result<JwtClaims, JwtError> {
     let exp = raw.exp.ok_or(JwtError::MissingExp)?;
     if let Some(iat) = raw.iat
-        && iat > now_s + policy.leeway_s
+        && iat > now_s + JWT_LEEWAY_S
     {
         return Err(JwtError::NotYetValid);
     }

@@ -67,7 +67,6 @@ fn identify(
         }
         let policy = JwtPolicy {
             max_lifetime_s: settings.jwt_max_lifetime_s,
-            leeway_s: 60,
         };
         let now = interlock_storage::now_ms().div_euclid(1000);
         let (claims, _) =
