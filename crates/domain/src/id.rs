@@ -117,6 +117,10 @@ typed_id!(
     TeammateId, "tm", "teammate_id"
 );
 typed_id!(
+    /// A workspace API token (its metadata; the token itself is shown once and stored hashed).
+    ApiTokenId, "tk", "token_id"
+);
+typed_id!(
     /// A messenger identity verification secret (its metadata; the value is never shown again).
     MessengerSecretId, "ms", "secret_id"
 );

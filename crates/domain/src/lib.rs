@@ -8,16 +8,18 @@ pub mod error;
 pub mod id;
 pub mod input;
 pub mod messenger;
+pub mod permission;
 pub mod region;
 
 pub use error::DomainError;
 pub use id::{
-    AttachmentId, ContactId, ConversationId, EventId, MessengerSecretId, PartId, SubjectKeyId,
-    TeammateId, WorkspaceId,
+    ApiTokenId, AttachmentId, ContactId, ConversationId, EventId, MessengerSecretId, PartId,
+    SubjectKeyId, TeammateId, WorkspaceId,
 };
 pub use input::{
     AttachmentName, Author, AuthorType, Body, ContactPatch, ContactRole, CustomAttributes, Email,
     EventMetadata, EventName, ExternalId, NewContact, NewEvent, PersonName, Phone, SecretName,
 };
 pub use messenger::{IdentityVerification, MessengerSettings, Platform, Platforms};
+pub use permission::{BuiltinRole, Decision, Permission, PermissionSet, authorize};
 pub use region::Region;

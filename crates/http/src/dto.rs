@@ -495,3 +495,67 @@ pub struct MessengerSettingsRequest {
     /// 60 to 2592000 seconds; unchanged when absent.
     pub jwt_max_lifetime_s: Option<i64>,
 }
+
+// ------------------------------------------------------------------ access
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PermissionOut {
+    /// e.g. `contacts.read`.
+    pub name: &'static str,
+    pub description: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleOut {
+    /// `owner`, `admin`, `agent` or `viewer`.
+    pub name: &'static str,
+    pub description: &'static str,
+    pub permissions: Vec<&'static str>,
+    pub builtin: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenRequest {
+    pub name: String,
+    /// Names from `GET /v1/permissions`; each must also be held by the caller.
+    pub permissions: Vec<String>,
+    /// Unix seconds; the token stops working then. Never expires when absent.
+    pub expires_at: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenOut {
+    pub id: String,
+    pub name: String,
+    /// The permissions; `["*"]` for the workspace's first token (every permission).
+    pub permissions: Vec<String>,
+    pub expires_at: Option<i64>,
+    pub created_at: i64,
+}
+
+impl From<store::ApiTokenInfo> for TokenOut {
+    fn from(t: store::ApiTokenInfo) -> Self {
+        Self {
+            id: t.id.to_string(),
+            name: t.name,
+            permissions: match t.scope {
+                store::TokenScope::Full => vec!["*".to_owned()],
+                store::TokenScope::Only(p) => p.iter().map(|p| p.as_str().to_owned()).collect(),
+            },
+            expires_at: t.expires_at.map(secs),
+            created_at: secs(t.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedToken {
+    pub id: String,
+    pub name: String,
+    pub permissions: Vec<String>,
+    pub expires_at: Option<i64>,
+    pub created_at: i64,
+    /// The token (`ilk_<region>_…`). Shown only once.
+    pub token: String,
+}

@@ -24,6 +24,10 @@ pub enum ApiError {
         code: &'static str,
         detail: &'static str,
     },
+    /// 403: the principal lacks the permission this endpoint needs.
+    PermissionDenied {
+        permission: interlock_domain::Permission,
+    },
     /// 404: no such object in this workspace (also for other workspaces' objects).
     NotFound,
     /// 405: the route exists but not with this method.
@@ -79,6 +83,8 @@ struct Problem<'a> {
     reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_after: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    permission: Option<&'a str>,
 }
 
 impl ApiError {
@@ -104,6 +110,7 @@ impl ApiError {
             | ApiError::Conflict { code, .. }
             | ApiError::Invalid { code, .. } => code,
             ApiError::NotFound => "not_found",
+            ApiError::PermissionDenied { .. } => "permission_denied",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
@@ -121,6 +128,7 @@ impl ApiError {
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::PermissionDenied { .. } => StatusCode::FORBIDDEN,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -188,6 +196,7 @@ impl IntoResponse for ApiError {
             correlation_id: None,
             reason: None,
             retry_after: None,
+            permission: None,
         };
         let mut retry_after_header = None;
         match self {
@@ -197,6 +206,10 @@ impl IntoResponse for ApiError {
             | ApiError::Conflict { detail, .. }
             | ApiError::UnsupportedMediaType { detail } => problem.detail = detail.to_owned(),
             ApiError::NotFound => problem.detail = "no such object in this workspace".into(),
+            ApiError::PermissionDenied { permission } => {
+                problem.detail = format!("this needs the {} permission", permission.as_str());
+                problem.permission = Some(permission.as_str());
+            }
             ApiError::MethodNotAllowed => {
                 problem.detail = "this method is not allowed on this path".into()
             }

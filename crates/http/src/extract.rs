@@ -9,7 +9,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use interlock_crypto::{RegionToken, TokenHash, TokenKind};
-use interlock_domain::WorkspaceId;
+use interlock_domain::{ApiTokenId, PermissionSet, WorkspaceId};
 use interlock_storage::Cell;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -137,12 +137,16 @@ pub(crate) fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
-/// A request authenticated with a workspace API token: the workspace and its region's cell.
-/// Only this extractor can make one, so a handler that takes it cannot skip authentication.
+/// A request authenticated with a workspace API token: the workspace, its region's cell and
+/// what the token may do. Only this extractor can make one, so a handler that takes it (or an
+/// [`crate::authz::Allowed`], which wraps it) cannot skip authentication.
 #[derive(Debug, Clone)]
 pub struct WorkspaceAuth {
     pub workspace: WorkspaceId,
     pub cell: Arc<Cell>,
+    pub permissions: PermissionSet,
+    /// The token's id (absent only for tokens made before tokens had ids).
+    pub token_id: Option<ApiTokenId>,
 }
 
 impl FromRequestParts<Arc<AppState>> for WorkspaceAuth {
@@ -165,14 +169,19 @@ impl FromRequestParts<Arc<AppState>> for WorkspaceAuth {
                 detail: "the token is not valid",
             })?;
         let cell = state.cell(region)?;
-        let workspace = cell
+        let principal = cell
             .authenticate(token)
             .await?
             .ok_or(ApiError::Unauthorized {
                 code: "invalid_token",
-                detail: "the token is not valid",
+                detail: "the token is not valid, has expired or was revoked",
             })?;
-        Ok(WorkspaceAuth { workspace, cell })
+        Ok(WorkspaceAuth {
+            workspace: principal.workspace,
+            cell,
+            permissions: principal.permissions,
+            token_id: principal.token_id,
+        })
     }
 }
 

@@ -9,6 +9,7 @@
 //! - Logs carry method, route template, status and timing: never bodies, query strings or
 //!   tokens.
 
+pub mod authz;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -39,7 +40,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::error::ApiError;
 pub use crate::messenger::{MessengerLimits, RateLimits};
 use crate::routes::{
-    contacts, conversations, events, messenger as messenger_routes, operator, system,
+    access, contacts, conversations, events, messenger as messenger_routes, operator, system,
 };
 
 /// Size limits on request bodies, and the messenger's abuse limits.
@@ -187,6 +188,16 @@ fn api_routes(limits: Limits) -> Router<Arc<AppState>> {
             get(messenger_routes::get_settings).put(messenger_routes::put_settings),
         )
         .route("/v1/messenger/boot", post(messenger_routes::boot))
+        .route(
+            "/v1/api-tokens",
+            post(access::create_token).get(access::list_tokens),
+        )
+        .route(
+            "/v1/api-tokens/{id}",
+            axum::routing::delete(access::revoke_token),
+        )
+        .route("/v1/permissions", get(access::permissions))
+        .route("/v1/roles", get(access::roles))
         .route(
             "/v1/messenger/conversations",
             post(messenger_routes::start_conversation).get(messenger_routes::list_conversations),

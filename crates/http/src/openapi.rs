@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::dto;
-use crate::routes::{contacts, conversations, events, messenger, operator, system};
+use crate::routes::{access, contacts, conversations, events, messenger, operator, system};
 
 struct Security;
 
@@ -53,6 +53,11 @@ impl Modify for Security {
         messenger::delete_secret,
         messenger::get_settings,
         messenger::put_settings,
+        access::permissions,
+        access::roles,
+        access::create_token,
+        access::list_tokens,
+        access::revoke_token,
         system::healthz,
         system::metrics,
     ),
@@ -81,6 +86,11 @@ impl Modify for Security {
         dto::Deleted,
         dto::MessengerSettingsOut,
         dto::MessengerSettingsRequest,
+        dto::PermissionOut,
+        dto::RoleOut,
+        dto::CreateTokenRequest,
+        dto::TokenOut,
+        dto::CreatedToken,
     )),
     modifiers(&Security),
     tags(
@@ -89,6 +99,7 @@ impl Modify for Security {
         (name = "conversations", description = "Conversations and their messages"),
         (name = "attachments", description = "Files on conversations, encrypted at rest"),
         (name = "events", description = "Tracked events"),
+        (name = "access", description = "Permissions, roles and scoped API tokens. Each operation's `x-permission` names the permission it needs"),
         (name = "messenger", description = "End users' messenger sessions, identity verification secrets and settings"),
         (name = "system", description = "Health and metrics"),
     )

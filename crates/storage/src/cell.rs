@@ -5,9 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use interlock_crypto::{
-    Aad, AeadKey, ApiToken, KeyMaterial, Keyring, TokenHash, TokenKind, WorkspaceKeys,
-};
+use interlock_crypto::{Aad, AeadKey, ApiToken, KeyMaterial, Keyring, TokenKind, WorkspaceKeys};
 use interlock_domain::{
     AttachmentId, AttachmentName, Author, AuthorType, Body, ContactId, ContactPatch, ContactRole,
     ConversationId, DomainError, Email, EventId, ExternalId, NewContact, NewEvent, PartId, Region,
@@ -24,8 +22,11 @@ use crate::records::*;
 use crate::{StoreError, now_ms};
 
 mod messenger;
+mod tokens;
 
 pub use messenger::{MessengerSecret, MessengerSession, SessionScope};
+use tokens::FIRST_TOKEN_NAME;
+pub use tokens::{ApiTokenInfo, TokenPrincipal, TokenScope};
 
 /// Where a cell keeps its data.
 #[derive(Debug, Clone)]
@@ -57,7 +58,7 @@ pub struct Cell {
     writer: Writer,
     keyring: Arc<Keyring>,
     blobs: BlobStore,
-    tokens: BoundedCache<[u8; 32], WorkspaceId>,
+    tokens: BoundedCache<[u8; 32], (TokenPrincipal, std::time::Instant)>,
     ws_keys: BoundedCache<(WorkspaceId, i64), Arc<WorkspaceKeys>>,
     ws_version: BoundedCache<WorkspaceId, i64>,
     subject_keys: BoundedCache<(WorkspaceId, SubjectKeyId), Arc<AeadKey>>,
@@ -467,14 +468,16 @@ impl Cell {
                     Arg::Int(now),
                 ],
             ),
-            Stmt::new(
-                "INSERT INTO api_tokens (token_hash, workspace_id, created_at) VALUES ($1, $2, $3)",
-                vec![
-                    Arg::Bytes(token.hash().as_bytes().to_vec()),
-                    Arg::Text(id.to_string()),
-                    Arg::Int(now),
-                ],
-            ),
+            Self::token_stmt(
+                &id,
+                &keys,
+                &token,
+                FIRST_TOKEN_NAME,
+                TokenScope::Full,
+                None,
+                now,
+            )?
+            .1,
         ];
         self.writer.write(unit).await?;
         self.ws_keys.insert((id.clone(), 1), Arc::new(keys));
@@ -520,24 +523,6 @@ impl Cell {
             });
         }
         Ok(page(items, rows.len(), limit, |x| x.id.to_string()))
-    }
-
-    /// The workspace a presented API token belongs to, if any.
-    pub async fn authenticate(&self, presented: &str) -> Result<Option<WorkspaceId>, StoreError> {
-        let hash = TokenHash::of(presented);
-        if let Some(ws) = self.tokens.get(hash.as_bytes()) {
-            return Ok(Some(ws));
-        }
-        let ws: Option<String> =
-            sqlx::query_scalar("SELECT workspace_id FROM api_tokens WHERE token_hash = $1")
-                .bind(hash.as_bytes().as_slice())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(StoreError::Db)?;
-        let Some(ws) = ws else { return Ok(None) };
-        let ws = parse_id(WorkspaceId::parse(&ws))?;
-        self.tokens.insert(*hash.as_bytes(), ws.clone());
-        Ok(Some(ws))
     }
 
     // ---------------------------------------------------------------- contacts

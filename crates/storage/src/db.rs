@@ -39,6 +39,7 @@ pub enum Arg {
     Text(String),
     OptText(Option<String>),
     Int(i64),
+    OptInt(Option<i64>),
     Bytes(Vec<u8>),
     OptBytes(Option<Vec<u8>>),
 }
@@ -59,6 +60,7 @@ pub(crate) fn bind_all<'q>(
             Arg::Text(s) => q.bind(s.as_str()),
             Arg::OptText(s) => q.bind(s.as_deref()),
             Arg::Int(i) => q.bind(*i),
+            Arg::OptInt(i) => q.bind(*i),
             Arg::Bytes(b) => q.bind(b.as_slice()),
             Arg::OptBytes(b) => q.bind(b.as_deref()),
         };

@@ -16,7 +16,10 @@ pub mod db;
 pub mod records;
 pub mod schema;
 
-pub use cell::{Cell, CellConfig, MessengerSecret, MessengerSession, SessionScope};
+pub use cell::{
+    ApiTokenInfo, Cell, CellConfig, MessengerSecret, MessengerSession, SessionScope,
+    TokenPrincipal, TokenScope,
+};
 pub use db::{Backend, Writer, WriterStats};
 pub use records::*;
 

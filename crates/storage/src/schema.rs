@@ -156,4 +156,18 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
         )",
         ],
     ),
+    (
+        3,
+        &[
+            // Scoped API tokens: an id to list and revoke by, a sealed name, the permissions
+            // (`*` = every permission, present and future: the workspace's first token) and
+            // an optional expiry.
+            "ALTER TABLE api_tokens ADD COLUMN id TEXT",
+            "ALTER TABLE api_tokens ADD COLUMN name_ct {BYTES}",
+            "ALTER TABLE api_tokens ADD COLUMN ws_key_version BIGINT",
+            "ALTER TABLE api_tokens ADD COLUMN permissions TEXT NOT NULL DEFAULT '*'",
+            "ALTER TABLE api_tokens ADD COLUMN expires_at BIGINT",
+            "CREATE UNIQUE INDEX api_tokens_id ON api_tokens (workspace_id, id)",
+        ],
+    ),
 ];

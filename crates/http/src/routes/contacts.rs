@@ -6,12 +6,13 @@ use interlock_domain::{
     PersonName, Phone,
 };
 
+use crate::authz::{Allowed, perm};
 use crate::dto::{
     ContactOut, ContactSearch, CreateContactRequest, ListOf, PageParams, UpdateContactRequest,
     cursor,
 };
 use crate::error::ApiError;
-use crate::extract::{Json, Path, Query, WorkspaceAuth, parse_id};
+use crate::extract::{Json, Path, Query, parse_id};
 
 fn opt<T>(
     v: Option<String>,
@@ -33,11 +34,12 @@ fn opt_opt<T>(
 
 /// Create a contact.
 #[utoipa::path(post, path = "/v1/contacts", tag = "contacts",
+    extensions(("x-permission" = json!("contacts.edit"))),
     request_body = CreateContactRequest,
     responses((status = 201, body = ContactOut), (status = 409, description = "external_id taken"), (status = 422, description = "invalid field")),
     security(("workspace_token" = [])))]
 pub async fn create(
-    auth: WorkspaceAuth,
+    auth: Allowed<perm::ContactsEdit>,
     Json(req): Json<CreateContactRequest>,
 ) -> Result<(StatusCode, Json<ContactOut>), ApiError> {
     let input = NewContact {
@@ -58,11 +60,12 @@ pub async fn create(
 
 /// Get a contact.
 #[utoipa::path(get, path = "/v1/contacts/{id}", tag = "contacts",
+    extensions(("x-permission" = json!("contacts.read"))),
     params(("id" = String, Path, description = "contact id")),
     responses((status = 200, body = ContactOut), (status = 404, description = "no such contact")),
     security(("workspace_token" = [])))]
 pub async fn get(
-    auth: WorkspaceAuth,
+    auth: Allowed<perm::ContactsRead>,
     Path(id): Path<String>,
 ) -> Result<Json<ContactOut>, ApiError> {
     let id = parse_id(&id, ContactId::parse)?;
@@ -72,12 +75,13 @@ pub async fn get(
 
 /// Update a contact. Absent fields stay; `null` clears; custom attributes merge.
 #[utoipa::path(patch, path = "/v1/contacts/{id}", tag = "contacts",
+    extensions(("x-permission" = json!("contacts.edit"))),
     params(("id" = String, Path, description = "contact id")),
     request_body = UpdateContactRequest,
     responses((status = 200, body = ContactOut), (status = 404, description = "no such contact")),
     security(("workspace_token" = [])))]
 pub async fn update(
-    auth: WorkspaceAuth,
+    auth: Allowed<perm::ContactsEdit>,
     Path(id): Path<String>,
     Json(req): Json<UpdateContactRequest>,
 ) -> Result<Json<ContactOut>, ApiError> {
@@ -99,11 +103,12 @@ pub async fn update(
 
 /// List contacts, or find them by exact `email` or `external_id`.
 #[utoipa::path(get, path = "/v1/contacts", tag = "contacts",
+    extensions(("x-permission" = json!("contacts.read"))),
     params(ContactSearch),
     responses((status = 200, body = ListOf<ContactOut>)),
     security(("workspace_token" = [])))]
 pub async fn list(
-    auth: WorkspaceAuth,
+    auth: Allowed<perm::ContactsRead>,
     Query(q): Query<ContactSearch>,
 ) -> Result<Json<ListOf<ContactOut>>, ApiError> {
     if q.email.is_some() || q.external_id.is_some() {

@@ -8,20 +8,22 @@ use interlock_domain::{
     AttachmentId, AttachmentName, Author, AuthorType, Body, ContactId, ConversationId,
 };
 
+use crate::authz::{Allowed, perm};
 use crate::dto::{
     AttachmentOut, ConversationOut, ConversationSearch, CreateConversationRequest,
     CreatePartRequest, ListOf, PageParams, PartOut, UploadParams, cursor,
 };
 use crate::error::ApiError;
-use crate::extract::{Json, Path, Query, RawBody, WorkspaceAuth, parse_id};
+use crate::extract::{Json, Path, Query, RawBody, parse_id};
 
 /// Start a conversation for a contact with a first message from them.
 #[utoipa::path(post, path = "/v1/conversations", tag = "conversations",
+    extensions(("x-permission" = json!("conversations.reply"))),
     request_body = CreateConversationRequest,
     responses((status = 201, body = ConversationOut), (status = 404, description = "no such contact")),
     security(("workspace_token" = [])))]
 pub async fn create(
-    auth: WorkspaceAuth,
+    auth: Allowed<perm::ConversationsReply>,
     Json(req): Json<CreateConversationRequest>,
 ) -> Result<(StatusCode, Json<ConversationOut>), ApiError> {
     let contact = ContactId::parse(&req.contact_id)?;
@@ -35,11 +37,12 @@ pub async fn create(
 
 /// Get a conversation with all its parts.
 #[utoipa::path(get, path = "/v1/conversations/{id}", tag = "conversations",
+    extensions(("x-permission" = json!("conversations.read"))),
     params(("id" = String, Path, description = "conversation id")),
     responses((status = 200, body = ConversationOut), (status = 404, description = "no such conversation")),
     security(("workspace_token" = [])))]
 pub async fn get(
-    auth: WorkspaceAuth,
+    auth: Allowed<perm::ConversationsRead>,
     Path(id): Path<String>,
 ) -> Result<Json<ConversationOut>, ApiError> {
     let id = parse_id(&id, ConversationId::parse)?;
@@ -49,11 +52,12 @@ pub async fn get(
 
 /// List conversations, optionally only a contact's.
 #[utoipa::path(get, path = "/v1/conversations", tag = "conversations",
+    extensions(("x-permission" = json!("conversations.read"))),
     params(ConversationSearch),
     responses((status = 200, body = ListOf<ConversationOut>)),
     security(("workspace_token" = [])))]
 pub async fn list(
-    auth: WorkspaceAuth,
+    auth: Allowed<perm::ConversationsRead>,
     Query(q): Query<ConversationSearch>,
 ) -> Result<Json<ListOf<ConversationOut>>, ApiError> {
     let contact = q
@@ -83,12 +87,13 @@ pub async fn list(
 
 /// Add a message to a conversation.
 #[utoipa::path(post, path = "/v1/conversations/{id}/parts", tag = "conversations",
+    extensions(("x-permission" = json!("conversations.reply"))),
     params(("id" = String, Path, description = "conversation id")),
     request_body = CreatePartRequest,
     responses((status = 201, body = PartOut), (status = 404, description = "no such conversation")),
     security(("workspace_token" = [])))]
 pub async fn add_part(
-    auth: WorkspaceAuth,
+    auth: Allowed<perm::ConversationsReply>,
     Path(id): Path<String>,
     Json(req): Json<CreatePartRequest>,
 ) -> Result<(StatusCode, Json<PartOut>), ApiError> {
@@ -120,12 +125,13 @@ fn content_type_of(headers: &HeaderMap) -> Result<String, ApiError> {
 
 /// Upload an attachment: the request body is the file; `filename` names it.
 #[utoipa::path(post, path = "/v1/conversations/{id}/attachments", tag = "attachments",
+    extensions(("x-permission" = json!("conversations.reply"))),
     params(("id" = String, Path, description = "conversation id"), UploadParams),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 201, body = AttachmentOut), (status = 413, description = "too large")),
     security(("workspace_token" = [])))]
 pub async fn upload(
-    auth: WorkspaceAuth,
+    auth: Allowed<perm::ConversationsReply>,
     Path(id): Path<String>,
     Query(q): Query<UploadParams>,
     headers: HeaderMap,
@@ -150,11 +156,12 @@ pub async fn upload(
 
 /// List a conversation's attachments.
 #[utoipa::path(get, path = "/v1/conversations/{id}/attachments", tag = "attachments",
+    extensions(("x-permission" = json!("conversations.read"))),
     params(("id" = String, Path, description = "conversation id")),
     responses((status = 200, body = ListOf<AttachmentOut>)),
     security(("workspace_token" = [])))]
 pub async fn list_attachments(
-    auth: WorkspaceAuth,
+    auth: Allowed<perm::ConversationsRead>,
     Path(id): Path<String>,
 ) -> Result<Json<ListOf<AttachmentOut>>, ApiError> {
     let id = parse_id(&id, ConversationId::parse)?;
@@ -168,11 +175,12 @@ pub async fn list_attachments(
 /// Download an attachment's bytes. Always served as `application/octet-stream` with
 /// `Content-Disposition: attachment`, so an uploaded page can never run in a browser.
 #[utoipa::path(get, path = "/v1/conversations/{id}/attachments/{attachment_id}", tag = "attachments",
+    extensions(("x-permission" = json!("conversations.read"))),
     params(("id" = String, Path, description = "conversation id"), ("attachment_id" = String, Path, description = "attachment id")),
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404, description = "no such attachment")),
     security(("workspace_token" = [])))]
 pub async fn download(
-    auth: WorkspaceAuth,
+    auth: Allowed<perm::ConversationsRead>,
     Path((id, attachment)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id, ConversationId::parse)?;

@@ -3,17 +3,19 @@
 use axum::http::StatusCode;
 use interlock_domain::{ContactId, EventId, EventMetadata, EventName, NewEvent};
 
+use crate::authz::{Allowed, perm};
 use crate::dto::{CreateEventRequest, EventOut, EventSearch, ListOf, PageParams, cursor};
 use crate::error::ApiError;
-use crate::extract::{Json, Query, WorkspaceAuth};
+use crate::extract::{Json, Query};
 
 /// Record an event about a contact.
 #[utoipa::path(post, path = "/v1/events", tag = "events",
+    extensions(("x-permission" = json!("contacts.edit"))),
     request_body = CreateEventRequest,
     responses((status = 201, body = EventOut), (status = 404, description = "no such contact")),
     security(("workspace_token" = [])))]
 pub async fn create(
-    auth: WorkspaceAuth,
+    auth: Allowed<perm::ContactsEdit>,
     Json(req): Json<CreateEventRequest>,
 ) -> Result<(StatusCode, Json<EventOut>), ApiError> {
     let input = NewEvent {
@@ -27,11 +29,12 @@ pub async fn create(
 
 /// List a contact's events.
 #[utoipa::path(get, path = "/v1/events", tag = "events",
+    extensions(("x-permission" = json!("contacts.read"))),
     params(EventSearch),
     responses((status = 200, body = ListOf<EventOut>)),
     security(("workspace_token" = [])))]
 pub async fn list(
-    auth: WorkspaceAuth,
+    auth: Allowed<perm::ContactsRead>,
     Query(q): Query<EventSearch>,
 ) -> Result<Json<ListOf<EventOut>>, ApiError> {
     let contact = ContactId::parse(&q.contact_id)

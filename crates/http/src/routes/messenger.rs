@@ -16,13 +16,14 @@ use interlock_domain::{
 use interlock_storage::{Cell, Contact, SessionScope};
 
 use crate::AppState;
+use crate::authz::{Allowed, perm};
 use crate::dto::{
     BootRequest, BootResponse, ConversationOut, CreateSecretRequest, CreatedSecret, Deleted,
     ListOf, MessengerMessage, MessengerSettingsOut, MessengerSettingsRequest, PageParams, PartOut,
     SecretOut, cursor,
 };
 use crate::error::ApiError;
-use crate::extract::{Json, Path, Query, WorkspaceAuth, parse_id};
+use crate::extract::{Json, Path, Query, parse_id};
 use crate::messenger::{Action, ClientIp, MessengerAuth};
 
 fn unverified(reason: &'static str) -> ApiError {
@@ -346,11 +347,12 @@ pub async fn reply(
 
 /// Create an identity verification secret. Its value is in this response only.
 #[utoipa::path(post, path = "/v1/messenger/secrets", tag = "messenger",
+    extensions(("x-permission" = json!("messenger.manage"))),
     request_body = CreateSecretRequest,
     responses((status = 201, body = CreatedSecret)),
     security(("workspace_token" = [])))]
 pub async fn create_secret(
-    auth: WorkspaceAuth,
+    auth: Allowed<perm::MessengerManage>,
     Json(req): Json<CreateSecretRequest>,
 ) -> Result<(StatusCode, Json<CreatedSecret>), ApiError> {
     let name = SecretName::parse(&req.name)?;
@@ -374,9 +376,12 @@ pub async fn create_secret(
 
 /// List the workspace's verification secrets (never their values).
 #[utoipa::path(get, path = "/v1/messenger/secrets", tag = "messenger",
+    extensions(("x-permission" = json!("messenger.manage"))),
     responses((status = 200, body = ListOf<SecretOut>)),
     security(("workspace_token" = [])))]
-pub async fn list_secrets(auth: WorkspaceAuth) -> Result<Json<ListOf<SecretOut>>, ApiError> {
+pub async fn list_secrets(
+    auth: Allowed<perm::MessengerManage>,
+) -> Result<Json<ListOf<SecretOut>>, ApiError> {
     let all = auth.cell.list_messenger_secrets(&auth.workspace).await?;
     Ok(Json(ListOf::new(
         all.into_iter().map(SecretOut::from).collect(),
@@ -386,11 +391,12 @@ pub async fn list_secrets(auth: WorkspaceAuth) -> Result<Json<ListOf<SecretOut>>
 
 /// Delete a verification secret: hashes and JWTs made with it stop verifying at once.
 #[utoipa::path(delete, path = "/v1/messenger/secrets/{id}", tag = "messenger",
+    extensions(("x-permission" = json!("messenger.manage"))),
     params(("id" = String, Path, description = "secret id")),
     responses((status = 200, body = Deleted), (status = 404, description = "no such secret")),
     security(("workspace_token" = [])))]
 pub async fn delete_secret(
-    auth: WorkspaceAuth,
+    auth: Allowed<perm::MessengerManage>,
     Path(id): Path<String>,
 ) -> Result<Json<Deleted>, ApiError> {
     let id = parse_id(&id, MessengerSecretId::parse)?;
@@ -412,21 +418,25 @@ fn settings_out(s: MessengerSettings) -> MessengerSettingsOut {
 
 /// The workspace's messenger settings.
 #[utoipa::path(get, path = "/v1/workspace/messenger", tag = "messenger",
+    extensions(("x-permission" = json!("messenger.manage"))),
     responses((status = 200, body = MessengerSettingsOut)),
     security(("workspace_token" = [])))]
-pub async fn get_settings(auth: WorkspaceAuth) -> Result<Json<MessengerSettingsOut>, ApiError> {
+pub async fn get_settings(
+    auth: Allowed<perm::MessengerManage>,
+) -> Result<Json<MessengerSettingsOut>, ApiError> {
     let s = auth.cell.messenger_settings(&auth.workspace).await?;
     Ok(Json(settings_out(s)))
 }
 
 /// Set identity verification (`off`, `optional`, `enforced`) and the longest JWT lifetime.
 #[utoipa::path(put, path = "/v1/workspace/messenger", tag = "messenger",
+    extensions(("x-permission" = json!("messenger.manage"))),
     request_body = MessengerSettingsRequest,
     responses((status = 200, body = MessengerSettingsOut),
         (status = 409, description = "`enforced` without any secret (`no_verification_secret`)")),
     security(("workspace_token" = [])))]
 pub async fn put_settings(
-    auth: WorkspaceAuth,
+    auth: Allowed<perm::MessengerManage>,
     Json(req): Json<MessengerSettingsRequest>,
 ) -> Result<Json<MessengerSettingsOut>, ApiError> {
     let mode = IdentityVerification::parse(&req.identity_verification)?;

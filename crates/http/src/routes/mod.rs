@@ -1,6 +1,7 @@
 //! Handlers, one module per resource. Handlers are thin: extract checked values, call the
 //! cell, map the result to wire types.
 
+pub mod access;
 pub mod contacts;
 pub mod conversations;
 pub mod events;

@@ -1,0 +1,384 @@
+//! Authorization end to end: the matrix of every workspace endpoint of the OpenAPI document ×
+//! every built-in role × a token lacking the endpoint's permission × a token of another
+//! workspace, checked against the `x-permission` each operation declares; and scoped API
+//! tokens (escalation, expiry, revocation). SQLite and PostgreSQL.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::disallowed_types,
+    clippy::disallowed_methods
+)]
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{Resp, Store, TestApp, assert_problem};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+store_tests!(
+    authorization_matrix_matches_the_catalogue,
+    contacts_read_only_token,
+    scoped_tokens_cannot_escalate_expire_and_revoke,
+);
+
+impl TestApp {
+    async fn token(&self, owner: &str, name: &str, permissions: &[&str]) -> (String, String) {
+        let r = self
+            .post(
+                "/v1/api-tokens",
+                owner,
+                json!({"name": name, "permissions": permissions}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        (s(&r.body["id"]), s(&r.body["token"]))
+    }
+}
+
+fn s(v: &Value) -> String {
+    v.as_str().unwrap().to_owned()
+}
+
+fn names(list: &Value) -> Vec<String> {
+    list.as_array().unwrap().iter().map(s).collect()
+}
+
+/// Objects of workspace A that the endpoints' path parameters name.
+struct Fixture {
+    contact: String,
+    conversation: String,
+    attachment: String,
+    secret: String,
+    token: String,
+}
+
+impl Fixture {
+    fn path(&self, template: &str) -> String {
+        let id = if template.starts_with("/v1/contacts/") {
+            &self.contact
+        } else if template.starts_with("/v1/conversations/") {
+            &self.conversation
+        } else if template.starts_with("/v1/messenger/secrets/") {
+            &self.secret
+        } else if template.starts_with("/v1/api-tokens/") {
+            &self.token
+        } else {
+            ""
+        };
+        template
+            .replace("{attachment_id}", &self.attachment)
+            .replace("{id}", id)
+    }
+}
+
+async fn call(app: &TestApp, method: &Method, path: &str, token: &str) -> Resp {
+    let body = match *method {
+        Method::GET | Method::DELETE => None,
+        _ => Some(json!({})),
+    };
+    app.call(method.clone(), path, Some(token), body).await
+}
+
+async fn authorization_matrix_matches_the_catalogue(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let (_, owner) = app.workspace("eu").await;
+    let (_, other_ws) = app.workspace("eu").await;
+
+    // The catalogue and the built-in roles, as served.
+    let catalogue = app.get("/v1/permissions", &owner).await;
+    assert_eq!(catalogue.status, 200);
+    let all: Vec<String> = catalogue.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| s(&p["name"]))
+        .collect();
+    assert!(all.len() >= 16, "{all:?}");
+    let roles_resp = app.get("/v1/roles", &owner).await;
+    let roles: BTreeMap<String, Vec<String>> = roles_resp.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (s(&r["name"]), names(&r["permissions"])))
+        .collect();
+    assert_eq!(
+        roles.keys().cloned().collect::<Vec<_>>(),
+        ["admin", "agent", "owner", "viewer"]
+    );
+    for scale in ["data.export", "data.bulk_delete", "contacts.delete"] {
+        assert!(!roles["agent"].contains(&scale.to_owned()));
+        assert!(!roles["viewer"].contains(&scale.to_owned()));
+    }
+
+    // A token per role (holding exactly the role's permissions) and, per permission, a token
+    // holding everything else.
+    let mut role_tokens = BTreeMap::new();
+    for (role, perms) in &roles {
+        let perms: Vec<&str> = perms.iter().map(String::as_str).collect();
+        role_tokens.insert(role.clone(), app.token(&owner, role, &perms).await.1);
+    }
+    let mut lacking = BTreeMap::new();
+    for p in &all {
+        let rest: Vec<&str> = all.iter().filter(|q| *q != p).map(String::as_str).collect();
+        lacking.insert(p.clone(), app.token(&owner, "lacking", &rest).await.1);
+    }
+
+    // Objects to name in paths.
+    let contact = app
+        .contact(&owner, json!({"role": "user", "external_id": "m-1"}))
+        .await;
+    let conv = app
+        .post(
+            "/v1/conversations",
+            &owner,
+            json!({"contact_id": contact, "body": "hi"}),
+        )
+        .await;
+    let conversation = s(&conv.body["id"]);
+    let att = app
+        .http
+        .post(format!(
+            "{}/v1/conversations/{conversation}/attachments?filename=a.txt",
+            app.base
+        ))
+        .bearer_auth(&owner)
+        .header("content-type", "text/plain")
+        .body("attachment")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(att.status(), 201);
+    let attachment = s(&att.json::<Value>().await.unwrap()["id"]);
+    let secret = s(&app
+        .post(
+            "/v1/messenger/secrets",
+            &owner,
+            json!({"name": "m", "platforms": ["web"]}),
+        )
+        .await
+        .body["id"]);
+    let (victim, _) = app.token(&owner, "victim", &["contacts.read"]).await;
+    let fx = Fixture {
+        contact,
+        conversation,
+        attachment,
+        secret,
+        token: victim,
+    };
+
+    // Every operation of the document that takes a workspace token.
+    let doc = app.get("/v1/openapi.json", &owner).await.body;
+    let mut checked = 0;
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let secured_by_workspace = op["security"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|s| s.get("workspace_token").is_some()));
+            if !secured_by_workspace {
+                continue;
+            }
+            let needed = op.get("x-permission").and_then(Value::as_str);
+            if let Some(p) = needed {
+                assert!(all.contains(&p.to_owned()), "{template}: unknown {p}");
+            }
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let path = fx.path(template);
+            for (role, perms) in &roles {
+                let r = call(&app, &method, &path, &role_tokens[role]).await;
+                let allowed = needed.is_none_or(|p| perms.contains(&p.to_owned()));
+                if allowed {
+                    assert!(
+                        r.status != 401 && r.status != 403,
+                        "{method} {template} as {role}: expected allow, got {} {:?}",
+                        r.status,
+                        r.body
+                    );
+                } else {
+                    assert_problem(&r, 403, "permission_denied");
+                    assert_eq!(r.body["permission"], needed.unwrap_or_default());
+                }
+            }
+            if let Some(p) = needed {
+                let r = call(&app, &method, &path, &lacking[p]).await;
+                assert_problem(&r, 403, "permission_denied");
+            }
+            // Another workspace's full token never reaches this workspace's objects.
+            if path.contains("/ct_")
+                || path.contains("/cv_")
+                || path.contains("/ms_")
+                || path.contains("/tk_")
+            {
+                let r = call(&app, &method, &path, &other_ws).await;
+                let refused = if method == Method::GET {
+                    r.status == 404
+                } else {
+                    r.status.is_client_error()
+                };
+                assert!(
+                    refused,
+                    "{method} {template} with another workspace's token: {} {:?}",
+                    r.status, r.body
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 23, "only {checked} operations checked");
+    app.stop().await;
+}
+
+async fn contacts_read_only_token(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let (_, owner) = app.workspace("us").await;
+    let contact = app
+        .contact(&owner, json!({"role": "user", "email": "r@example.com"}))
+        .await;
+    let (_, reader) = app.token(&owner, "reader", &["contacts.read"]).await;
+    let got = app.get(&format!("/v1/contacts/{contact}"), &reader).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body["email"], "r@example.com");
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/v1/conversations".to_owned(),
+            json!({"contact_id": contact, "body": "x"}),
+        ),
+        (
+            Method::POST,
+            "/v1/contacts".to_owned(),
+            json!({"role": "visitor"}),
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/contacts/{contact}"),
+            json!({"name": "x"}),
+        ),
+        (
+            Method::POST,
+            "/v1/api-tokens".to_owned(),
+            json!({"name": "x", "permissions": ["contacts.read"]}),
+        ),
+        (Method::GET, "/v1/messenger/secrets".to_owned(), Value::Null),
+    ] {
+        let r = app
+            .call(method.clone(), &path, Some(&reader), Some(body))
+            .await;
+        assert_problem(&r, 403, "permission_denied");
+    }
+    app.stop().await;
+}
+
+async fn scoped_tokens_cannot_escalate_expire_and_revoke(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let (_, owner) = app.workspace("au").await;
+    let (_, other) = app.workspace("au").await;
+
+    // The first token is listed as full access; values are never listed.
+    let list = app.get("/v1/api-tokens", &owner).await;
+    assert_eq!(list.status, 200);
+    let items = list.body["data"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["permissions"], json!(["*"]));
+    assert!(!list.body.to_string().contains(&owner));
+
+    // A manager of tokens cannot mint more than it holds.
+    let (_, manager) = app
+        .token(&owner, "mgr", &["api_tokens.manage", "contacts.read"])
+        .await;
+    let esc = app
+        .post(
+            "/v1/api-tokens",
+            &manager,
+            json!({"name": "x", "permissions": ["contacts.read", "contacts.edit"]}),
+        )
+        .await;
+    assert_problem(&esc, 403, "permission_escalation");
+    let ok = app
+        .post(
+            "/v1/api-tokens",
+            &manager,
+            json!({"name": "x", "permissions": ["contacts.read"]}),
+        )
+        .await;
+    assert_eq!(ok.status, 201, "{:?}", ok.body);
+
+    for (body, code) in [
+        (json!({"name": "x", "permissions": []}), "empty"),
+        (
+            json!({"name": "x", "permissions": ["root"]}),
+            "unknown_permission",
+        ),
+        (
+            json!({"name": "x", "permissions": ["contacts.read", "contacts.read"]}),
+            "duplicate_permission",
+        ),
+        (
+            json!({"name": "x", "permissions": ["contacts.read"], "expires_at": 1}),
+            "expires_in_past",
+        ),
+        (
+            json!({"name": "", "permissions": ["contacts.read"]}),
+            "empty",
+        ),
+        (json!({"permissions": ["contacts.read"]}), "invalid_body"),
+    ] {
+        assert_problem(&app.post("/v1/api-tokens", &owner, body).await, 422, code);
+    }
+
+    // Expiry.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let r = app
+        .post(
+            "/v1/api-tokens",
+            &owner,
+            json!({"name": "brief", "permissions": ["contacts.read"], "expires_at": now + 3}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let brief = s(&r.body["token"]);
+    assert_eq!(app.get("/v1/contacts", &brief).await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(4100)).await;
+    assert_problem(&app.get("/v1/contacts", &brief).await, 401, "invalid_token");
+
+    // Revocation works at once; another workspace cannot revoke.
+    let (id, t) = app.token(&owner, "soon revoked", &["contacts.read"]).await;
+    assert_eq!(app.get("/v1/contacts", &t).await.status, 200);
+    assert_problem(
+        &app.call(
+            Method::DELETE,
+            &format!("/v1/api-tokens/{id}"),
+            Some(&other),
+            None,
+        )
+        .await,
+        404,
+        "not_found",
+    );
+    let d = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/api-tokens/{id}"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(d.body, json!({"id": id, "deleted": true}));
+    assert_problem(&app.get("/v1/contacts", &t).await, 401, "invalid_token");
+    assert_problem(
+        &app.call(
+            Method::DELETE,
+            &format!("/v1/api-tokens/{id}"),
+            Some(&owner),
+            None,
+        )
+        .await,
+        404,
+        "not_found",
+    );
+    app.stop().await;
+}
