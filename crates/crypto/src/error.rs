@@ -16,6 +16,8 @@ pub enum CryptoError {
     Random,
     #[error("invalid key material")]
     InvalidKey,
+    #[error("a TOTP issuer or account name is empty or contains ':'")]
+    TotpLabel,
     #[error("master key version {version} of region {region} is not in the key directory")]
     UnknownMasterKey { region: String, version: i64 },
     #[error("key file {path} is readable by others (mode {mode:o}); it must be 0600")]

@@ -10,7 +10,9 @@ pub mod blind;
 pub mod error;
 pub mod identity;
 pub mod keyring;
+pub mod password;
 pub mod token;
+pub mod totp;
 
 pub use aead::{Aad, AeadKey, KeyMaterial};
 pub use blind::BlindIndexKey;

@@ -57,6 +57,12 @@ pub enum TokenKind {
     MessengerSession,
     /// A visitor token: resumes one anonymous visitor (`ilv_`).
     Visitor,
+    /// A teammate's one-time invitation to set a password (`ili_`).
+    Invitation,
+    /// A teammate's signed-in session, sent as a cookie (`ils_`).
+    TeammateSession,
+    /// A session's CSRF token, sent as the `X-CSRF-Token` header (`ilc_`).
+    Csrf,
 }
 
 impl TokenKind {
@@ -65,6 +71,9 @@ impl TokenKind {
             TokenKind::Api => API_PREFIX,
             TokenKind::MessengerSession => "ilm_",
             TokenKind::Visitor => "ilv_",
+            TokenKind::Invitation => "ili_",
+            TokenKind::TeammateSession => "ils_",
+            TokenKind::Csrf => "ilc_",
         }
     }
 }

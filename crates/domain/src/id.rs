@@ -117,6 +117,14 @@ typed_id!(
     TeammateId, "tm", "teammate_id"
 );
 typed_id!(
+    /// A custom role of a workspace.
+    RoleId, "rl", "role_id"
+);
+typed_id!(
+    /// A teammate's signed-in session (its metadata; the cookie value is stored hashed).
+    SessionId, "ss", "session_id"
+);
+typed_id!(
     /// A workspace API token (its metadata; the token itself is shown once and stored hashed).
     ApiTokenId, "tk", "token_id"
 );

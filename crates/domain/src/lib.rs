@@ -10,11 +10,12 @@ pub mod input;
 pub mod messenger;
 pub mod permission;
 pub mod region;
+pub mod teammate;
 
 pub use error::DomainError;
 pub use id::{
     ApiTokenId, AttachmentId, ContactId, ConversationId, EventId, MessengerSecretId, PartId,
-    SubjectKeyId, TeammateId, WorkspaceId,
+    RoleId, SessionId, SubjectKeyId, TeammateId, WorkspaceId,
 };
 pub use input::{
     AttachmentName, Author, AuthorType, Body, ContactPatch, ContactRole, CustomAttributes, Email,
@@ -23,3 +24,4 @@ pub use input::{
 pub use messenger::{IdentityVerification, MessengerSettings, Platform, Platforms};
 pub use permission::{BuiltinRole, Decision, Permission, PermissionSet, authorize};
 pub use region::Region;
+pub use teammate::{IpAllowlist, SecuritySettings, TeammateRole};

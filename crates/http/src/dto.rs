@@ -559,3 +559,130 @@ pub struct CreatedToken {
     /// The token (`ilk_<region>_…`). Shown only once.
     pub token: String,
 }
+
+// ------------------------------------------------------------------ teammates and sign-in
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTeammateRequest {
+    pub email: String,
+    pub name: String,
+    /// `owner`, `admin`, `agent`, `viewer` or a custom role id.
+    pub role: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TeammateOut {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub two_factor: bool,
+    /// False until the invitation is accepted.
+    pub active: bool,
+    pub created_at: i64,
+}
+
+impl From<store::Teammate> for TeammateOut {
+    fn from(t: store::Teammate) -> Self {
+        Self {
+            id: t.id.to_string(),
+            email: t.email,
+            name: t.name,
+            role: t.role.as_string(),
+            two_factor: t.two_factor,
+            active: t.has_password,
+            created_at: secs(t.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedTeammate {
+    pub teammate: TeammateOut,
+    /// One-time token (`ili_…`) with which the teammate sets a password. Shown only once.
+    pub invitation_token: String,
+    pub invitation_expires_at: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTeammateRequest {
+    pub role: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptInvitationRequest {
+    pub token: String,
+    /// At least 12 characters and not a common password.
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub workspace_id: String,
+    pub email: String,
+    pub password: String,
+    /// A 6-digit TOTP code or a recovery code, when two-factor authentication is on.
+    pub otp: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    pub teammate_id: String,
+    pub session_id: String,
+    /// Send as `X-CSRF-Token` on every state-changing request made with the session cookie.
+    pub csrf_token: String,
+    /// The workspace requires two-factor authentication and this teammate must enrol first.
+    pub must_enrol_two_factor: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionOut {
+    pub id: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub current: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TotpEnrolment {
+    /// Scan as a QR code in an authenticator app.
+    pub otpauth_uri: String,
+    /// The same secret in base32, for manual entry.
+    pub secret: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpCode {
+    pub code: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoveryCodesOut {
+    /// Ten single-use codes. Shown only once.
+    pub recovery_codes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisableTotpRequest {
+    pub password: String,
+    /// A current TOTP code or a recovery code.
+    pub code: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySettingsBody {
+    pub require_two_factor: bool,
+    /// Seconds of inactivity after which a session ends (300 to 7776000; default 345600 = 4 days).
+    pub session_idle_s: i64,
+    /// Seconds after sign-in after which a session ends (3600 to 31536000; default 30 days).
+    pub session_absolute_s: i64,
+    /// IPv4/IPv6 addresses and CIDR ranges teammates may sign in from; empty = anywhere.
+    pub ip_allowlist: Vec<String>,
+}

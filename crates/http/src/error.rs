@@ -170,6 +170,22 @@ impl From<StoreError> for ApiError {
                 code: "no_verification_secret",
                 detail: "create a messenger verification secret before enforcing identity verification",
             },
+            StoreError::Conflict("teammate_email_taken") => ApiError::Conflict {
+                code: "teammate_email_taken",
+                detail: "a teammate of this workspace already has this email",
+            },
+            StoreError::Conflict("last_owner") => ApiError::Conflict {
+                code: "last_owner",
+                detail: "the workspace's last owner cannot be removed or demoted",
+            },
+            StoreError::Conflict("own_role") => ApiError::Forbidden {
+                code: "own_role",
+                detail: "nobody can change their own role",
+            },
+            StoreError::Conflict("two_factor_already_enabled") => ApiError::Conflict {
+                code: "two_factor_already_enabled",
+                detail: "two-factor authentication is already on; disable it first",
+            },
             StoreError::Conflict(_) => ApiError::Conflict {
                 code: "conflict",
                 detail: "the request conflicts with stored data",

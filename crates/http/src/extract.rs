@@ -1,6 +1,7 @@
 //! Extractors: request parts turned into typed, checked values before a handler runs.
 //! A rejection is always an [`ApiError`], so clients get problem+json, never axum's plain text.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -9,7 +10,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use interlock_crypto::{RegionToken, TokenHash, TokenKind};
-use interlock_domain::{ApiTokenId, PermissionSet, WorkspaceId};
+use interlock_domain::{ApiTokenId, PermissionSet, SessionId, TeammateId, WorkspaceId};
 use interlock_storage::Cell;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -137,16 +138,126 @@ pub(crate) fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
-/// A request authenticated with a workspace API token: the workspace, its region's cell and
-/// what the token may do. Only this extractor can make one, so a handler that takes it (or an
+/// The cookie that carries a teammate's session.
+pub const SESSION_COOKIE: &str = "interlock_session";
+/// The header that carries a session's CSRF token on state-changing requests.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The signed-in teammate behind a request made with a session cookie.
+#[derive(Debug, Clone)]
+pub struct TeammateSession {
+    pub teammate_id: TeammateId,
+    pub session_id: SessionId,
+    pub two_factor: bool,
+    /// The workspace requires two-factor authentication and this teammate has none: the
+    /// session may only enrol.
+    pub must_enrol: bool,
+    /// The session's cookie value (for logout).
+    pub(crate) cookie: String,
+}
+
+/// A request authenticated for a workspace — with an API token (`Authorization: Bearer`) or a
+/// teammate's session cookie (plus `X-CSRF-Token` on state-changing methods) — with what it
+/// may do. Only this extractor can make one, so a handler that takes it (or an
 /// [`crate::authz::Allowed`], which wraps it) cannot skip authentication.
 #[derive(Debug, Clone)]
 pub struct WorkspaceAuth {
     pub workspace: WorkspaceId,
     pub cell: Arc<Cell>,
     pub permissions: PermissionSet,
-    /// The token's id (absent only for tokens made before tokens had ids).
+    /// The token's id (absent for sessions and for tokens made before tokens had ids).
     pub token_id: Option<ApiTokenId>,
+    /// Set when the request comes from a teammate's session.
+    pub teammate: Option<TeammateSession>,
+    /// The client's address (the TCP peer).
+    pub ip: IpAddr,
+}
+
+impl WorkspaceAuth {
+    /// The teammate acting, if this is a session.
+    pub fn teammate_id(&self) -> Option<&TeammateId> {
+        self.teammate.as_ref().map(|t| &t.teammate_id)
+    }
+}
+
+fn client_ip(parts: &Parts) -> IpAddr {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+}
+
+/// The value of the session cookie, if the request has one.
+pub(crate) fn session_cookie(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.trim())
+}
+
+const BAD_SESSION: ApiError = ApiError::Unauthorized {
+    code: "invalid_session",
+    detail: "the session is not valid, has expired or was revoked; sign in again",
+};
+
+async fn from_session(
+    parts: &Parts,
+    state: &Arc<AppState>,
+    cookie: &str,
+) -> Result<WorkspaceAuth, ApiError> {
+    let region = RegionToken::region_of(TokenKind::TeammateSession, cookie).ok_or(BAD_SESSION)?;
+    let cell = state.cell(region)?;
+    let principal = cell.session_principal(cookie).await?.ok_or(BAD_SESSION)?;
+    let ip = client_ip(parts);
+    if !principal.ip_allowlist.allows(ip) {
+        return Err(ApiError::Forbidden {
+            code: "ip_not_allowed",
+            detail: "this workspace does not allow sign-ins from this address",
+        });
+    }
+    let safe = matches!(
+        parts.method,
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if !safe {
+        let presented = parts
+            .headers
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !principal.csrf_matches(presented) {
+            return Err(ApiError::Forbidden {
+                code: "csrf_failed",
+                detail: "send the session's CSRF token in X-CSRF-Token",
+            });
+        }
+    }
+    let must_enrol = principal.require_two_factor && !principal.two_factor;
+    Ok(WorkspaceAuth {
+        workspace: principal.workspace.clone(),
+        cell,
+        // Until they enrol, teammates of a workspace that requires 2FA may do nothing else.
+        permissions: if must_enrol {
+            PermissionSet::EMPTY
+        } else {
+            principal.permissions
+        },
+        token_id: None,
+        teammate: Some(TeammateSession {
+            teammate_id: principal.teammate_id,
+            session_id: principal.session_id,
+            two_factor: principal.two_factor,
+            must_enrol,
+            cookie: cookie.to_owned(),
+        }),
+        ip,
+    })
 }
 
 impl FromRequestParts<Arc<AppState>> for WorkspaceAuth {
@@ -156,6 +267,12 @@ impl FromRequestParts<Arc<AppState>> for WorkspaceAuth {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
+        if parts.headers.get(header::AUTHORIZATION).is_none()
+            && let Some(cookie) = session_cookie(parts)
+        {
+            let cookie = cookie.to_owned();
+            return from_session(parts, state, &cookie).await;
+        }
         let token = bearer(parts)?;
         if state.operator_token_hash.ct_eq(&TokenHash::of(token)) {
             return Err(ApiError::Forbidden {
@@ -181,7 +298,37 @@ impl FromRequestParts<Arc<AppState>> for WorkspaceAuth {
             cell,
             permissions: principal.permissions,
             token_id: principal.token_id,
+            teammate: None,
+            ip: client_ip(parts),
         })
+    }
+}
+
+/// A request from a signed-in teammate (session cookie, CSRF on state changes): the
+/// self-service routes (sign-out, own sessions, two-factor enrolment) take this. It works
+/// even while the workspace requires 2FA the teammate lacks, so they can enrol.
+#[derive(Debug, Clone)]
+pub struct TeammateAuth {
+    pub auth: WorkspaceAuth,
+    pub session: TeammateSession,
+}
+
+impl FromRequestParts<Arc<AppState>> for TeammateAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let cookie = session_cookie(parts)
+            .ok_or(ApiError::Unauthorized {
+                code: "missing_session",
+                detail: "sign in first: this needs a teammate session cookie",
+            })?
+            .to_owned();
+        let auth = from_session(parts, state, &cookie).await?;
+        let session = auth.teammate.clone().ok_or(BAD_SESSION)?;
+        Ok(TeammateAuth { auth, session })
     }
 }
 

@@ -40,7 +40,8 @@ use tower_http::timeout::TimeoutLayer;
 use crate::error::ApiError;
 pub use crate::messenger::{MessengerLimits, RateLimits};
 use crate::routes::{
-    access, contacts, conversations, events, messenger as messenger_routes, operator, system,
+    access, auth, contacts, conversations, events, messenger as messenger_routes, operator, system,
+    teammates,
 };
 
 /// Size limits on request bodies, and the messenger's abuse limits.
@@ -197,6 +198,31 @@ fn api_routes(limits: Limits) -> Router<Arc<AppState>> {
             axum::routing::delete(access::revoke_token),
         )
         .route("/v1/permissions", get(access::permissions))
+        .route(
+            "/v1/teammates",
+            post(teammates::create).get(teammates::list),
+        )
+        .route(
+            "/v1/teammates/{id}",
+            axum::routing::patch(teammates::update).delete(teammates::remove),
+        )
+        .route(
+            "/v1/workspace/security",
+            get(teammates::get_security).put(teammates::put_security),
+        )
+        .route("/v1/auth/invitations/accept", post(auth::accept_invitation))
+        .route("/v1/auth/login", post(auth::login))
+        .route("/v1/auth/logout", post(auth::logout))
+        .route("/v1/auth/sessions", get(auth::list_sessions))
+        .route(
+            "/v1/auth/sessions/{id}",
+            axum::routing::delete(auth::revoke_session),
+        )
+        .route(
+            "/v1/auth/two-factor/totp",
+            post(auth::enrol_totp).delete(auth::disable_totp),
+        )
+        .route("/v1/auth/two-factor/totp/confirm", post(auth::confirm_totp))
         .route("/v1/roles", get(access::roles))
         .route(
             "/v1/messenger/conversations",

@@ -1,10 +1,12 @@
 //! The OpenAPI document, generated from the handlers' annotations and the wire types.
 
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::dto;
-use crate::routes::{access, contacts, conversations, events, messenger, operator, system};
+use crate::routes::{
+    access, auth, contacts, conversations, events, messenger, operator, system, teammates,
+};
 
 struct Security;
 
@@ -17,6 +19,13 @@ impl Modify for Security {
                 SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
             );
         }
+        // A teammate's session: the cookie, plus `X-CSRF-Token` on state-changing requests.
+        components.add_security_scheme(
+            "teammate_session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(
+                crate::extract::SESSION_COOKIE,
+            ))),
+        );
     }
 }
 
@@ -58,6 +67,20 @@ impl Modify for Security {
         access::create_token,
         access::list_tokens,
         access::revoke_token,
+        teammates::create,
+        teammates::list,
+        teammates::update,
+        teammates::remove,
+        teammates::get_security,
+        teammates::put_security,
+        auth::accept_invitation,
+        auth::login,
+        auth::logout,
+        auth::list_sessions,
+        auth::revoke_session,
+        auth::enrol_totp,
+        auth::confirm_totp,
+        auth::disable_totp,
         system::healthz,
         system::metrics,
     ),
@@ -91,6 +114,19 @@ impl Modify for Security {
         dto::CreateTokenRequest,
         dto::TokenOut,
         dto::CreatedToken,
+        dto::CreateTeammateRequest,
+        dto::TeammateOut,
+        dto::CreatedTeammate,
+        dto::UpdateTeammateRequest,
+        dto::AcceptInvitationRequest,
+        dto::LoginRequest,
+        dto::LoginResponse,
+        dto::SessionOut,
+        dto::TotpEnrolment,
+        dto::TotpCode,
+        dto::RecoveryCodesOut,
+        dto::DisableTotpRequest,
+        dto::SecuritySettingsBody,
     )),
     modifiers(&Security),
     tags(
@@ -99,6 +135,8 @@ impl Modify for Security {
         (name = "conversations", description = "Conversations and their messages"),
         (name = "attachments", description = "Files on conversations, encrypted at rest"),
         (name = "events", description = "Tracked events"),
+        (name = "teammates", description = "Teammates, their roles, and the workspace's security settings"),
+        (name = "auth", description = "Teammates signing in: invitations, sessions, two-factor authentication"),
         (name = "access", description = "Permissions, roles and scoped API tokens. Each operation's `x-permission` names the permission it needs"),
         (name = "messenger", description = "End users' messenger sessions, identity verification secrets and settings"),
         (name = "system", description = "Health and metrics"),

@@ -52,6 +52,7 @@ struct Fixture {
     attachment: String,
     secret: String,
     token: String,
+    teammate: String,
 }
 
 impl Fixture {
@@ -64,6 +65,8 @@ impl Fixture {
             &self.secret
         } else if template.starts_with("/v1/api-tokens/") {
             &self.token
+        } else if template.starts_with("/v1/teammates/") {
+            &self.teammate
         } else {
             ""
         };
@@ -160,7 +163,16 @@ async fn authorization_matrix_matches_the_catalogue(store: Store) {
         .await
         .body["id"]);
     let (victim, _) = app.token(&owner, "victim", &["contacts.read"]).await;
+    let tm = app
+        .post(
+            "/v1/teammates",
+            &owner,
+            json!({"email": "matrix@example.com", "name": "M", "role": "agent"}),
+        )
+        .await;
+    assert_eq!(tm.status, 201, "{:?}", tm.body);
     let fx = Fixture {
+        teammate: s(&tm.body["teammate"]["id"]),
         contact,
         conversation,
         attachment,

@@ -22,9 +22,11 @@ use crate::records::*;
 use crate::{StoreError, now_ms};
 
 mod messenger;
+mod teammates;
 mod tokens;
 
 pub use messenger::{MessengerSecret, MessengerSession, SessionScope};
+pub use teammates::{INVITATION_TTL_MS, LoginRecord, SessionInfo, SessionPrincipal, Teammate};
 use tokens::FIRST_TOKEN_NAME;
 pub use tokens::{ApiTokenInfo, TokenPrincipal, TokenScope};
 
@@ -474,6 +476,7 @@ impl Cell {
                 &token,
                 FIRST_TOKEN_NAME,
                 TokenScope::Full,
+                None,
                 None,
                 now,
             )?

@@ -170,4 +170,94 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE UNIQUE INDEX api_tokens_id ON api_tokens (workspace_id, id)",
         ],
     ),
+    (
+        4,
+        &[
+            "CREATE TABLE roles (
+                workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+                id TEXT NOT NULL,
+                name_ct {BYTES} NOT NULL,
+                ws_key_version BIGINT NOT NULL,
+                permissions TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                PRIMARY KEY (workspace_id, id)
+            )",
+            // Teammates are employees (data subjects too): email and name are sealed under the
+            // workspace key, the email also blind-indexed for sign-in. The password is an
+            // Argon2id PHC string; the TOTP secret is sealed.
+            "CREATE TABLE teammates (
+                workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+                id TEXT NOT NULL,
+                email_ct {BYTES} NOT NULL,
+                email_bidx {BYTES} NOT NULL,
+                name_ct {BYTES} NOT NULL,
+                ws_key_version BIGINT NOT NULL,
+                role TEXT NOT NULL,
+                password_hash TEXT,
+                totp_secret_ct {BYTES},
+                totp_enabled BIGINT NOT NULL,
+                totp_last_step BIGINT,
+                removed_at BIGINT,
+                created_at BIGINT NOT NULL,
+                PRIMARY KEY (workspace_id, id)
+            )",
+            "CREATE UNIQUE INDEX teammates_email ON teammates (workspace_id, email_bidx)",
+            "CREATE TABLE invitations (
+                token_hash {BYTES} PRIMARY KEY,
+                workspace_id TEXT NOT NULL,
+                teammate_id TEXT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                created_at BIGINT NOT NULL,
+                FOREIGN KEY (workspace_id, teammate_id) REFERENCES teammates (workspace_id, id)
+            )",
+            "CREATE TABLE teammate_sessions (
+                token_hash {BYTES} PRIMARY KEY,
+                id TEXT NOT NULL,
+                workspace_id TEXT NOT NULL,
+                teammate_id TEXT NOT NULL,
+                csrf_hash {BYTES} NOT NULL,
+                created_at BIGINT NOT NULL,
+                last_seen_at BIGINT NOT NULL,
+                FOREIGN KEY (workspace_id, teammate_id) REFERENCES teammates (workspace_id, id)
+            )",
+            "CREATE INDEX teammate_sessions_teammate ON teammate_sessions (workspace_id, teammate_id)",
+            "CREATE TABLE recovery_codes (
+                workspace_id TEXT NOT NULL,
+                teammate_id TEXT NOT NULL,
+                code_hash {BYTES} NOT NULL,
+                PRIMARY KEY (workspace_id, teammate_id, code_hash),
+                FOREIGN KEY (workspace_id, teammate_id) REFERENCES teammates (workspace_id, id)
+            )",
+            "CREATE TABLE workspace_security (
+                workspace_id TEXT PRIMARY KEY REFERENCES workspaces(id),
+                require_two_factor BIGINT NOT NULL,
+                session_idle_s BIGINT NOT NULL,
+                session_absolute_s BIGINT NOT NULL,
+                ip_allowlist TEXT NOT NULL,
+                updated_at BIGINT NOT NULL
+            )",
+            // Sign-in throttling per account and per source address; the subject is a blind
+            // index, so no address or email is stored in clear.
+            "CREATE TABLE login_throttle (
+                workspace_id TEXT NOT NULL,
+                subject {BYTES} NOT NULL,
+                failures BIGINT NOT NULL,
+                locked_until BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                PRIMARY KEY (workspace_id, subject)
+            )",
+            // Every failed sign-in, for the activity log (the address sealed).
+            "CREATE TABLE auth_failures (
+                workspace_id TEXT NOT NULL,
+                id TEXT NOT NULL,
+                teammate_id TEXT,
+                reason TEXT NOT NULL,
+                ip_ct {BYTES} NOT NULL,
+                ws_key_version BIGINT NOT NULL,
+                created_at BIGINT NOT NULL,
+                PRIMARY KEY (workspace_id, id)
+            )",
+            "ALTER TABLE api_tokens ADD COLUMN created_by TEXT",
+        ],
+    ),
 ];

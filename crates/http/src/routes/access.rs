@@ -78,7 +78,13 @@ pub async fn create_token(
     let expires_ms = req.expires_at.map(|t| t.saturating_mul(1000));
     let (info, token) = auth
         .cell
-        .create_api_token(&auth.workspace, name.as_str(), wanted, expires_ms)
+        .create_api_token(
+            &auth.workspace,
+            name.as_str(),
+            wanted,
+            expires_ms,
+            auth.teammate_id(),
+        )
         .await?;
     let out = TokenOut::from(info);
     Ok((

@@ -2,9 +2,11 @@
 //! cell, map the result to wire types.
 
 pub mod access;
+pub mod auth;
 pub mod contacts;
 pub mod conversations;
 pub mod events;
 pub mod messenger;
 pub mod operator;
 pub mod system;
+pub mod teammates;

@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use interlock_crypto::{RegionToken, TokenHash, TokenKind, WorkspaceKeys};
-use interlock_domain::{ApiTokenId, PermissionSet, WorkspaceId};
+use interlock_domain::{ApiTokenId, PermissionSet, TeammateId, WorkspaceId};
 
 use super::{Cell, Sealer, col, parse_id, ws_key_id};
 use crate::db::{Arg, Stmt};
@@ -73,7 +73,8 @@ pub struct ApiTokenInfo {
 }
 
 impl Cell {
-    /// The statement that stores a token (hash, sealed name, scope, expiry).
+    /// The statement that stores a token (hash, sealed name, scope, expiry, creator).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn token_stmt(
         ws: &WorkspaceId,
         keys: &WorkspaceKeys,
@@ -81,6 +82,7 @@ impl Cell {
         name: &str,
         scope: TokenScope,
         expires_at: Option<i64>,
+        created_by: Option<&TeammateId>,
         now: i64,
     ) -> Result<(ApiTokenId, Stmt), StoreError> {
         let id = ApiTokenId::new();
@@ -90,7 +92,7 @@ impl Cell {
         Ok((
             id.clone(),
             Stmt::new(
-                "INSERT INTO api_tokens (token_hash, workspace_id, created_at, id, name_ct, ws_key_version, permissions, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO api_tokens (token_hash, workspace_id, created_at, id, name_ct, ws_key_version, permissions, expires_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 vec![
                     Arg::Bytes(token.hash().as_bytes().to_vec()),
                     Arg::Text(ws.to_string()),
@@ -100,6 +102,7 @@ impl Cell {
                     Arg::Int(keys.version),
                     Arg::Text(scope.encode()),
                     Arg::OptInt(expires_at),
+                    Arg::OptText(created_by.map(|t| t.to_string())),
                 ],
             ),
         ))
@@ -146,13 +149,15 @@ impl Cell {
         name: &str,
         permissions: PermissionSet,
         expires_at: Option<i64>,
+        created_by: Option<&TeammateId>,
     ) -> Result<(ApiTokenInfo, RegionToken), StoreError> {
         self.check_region(ws)?;
         let keys = self.current_workspace_keys(ws).await?;
         let token = RegionToken::generate(TokenKind::Api, self.region)?;
         let now = now_ms();
         let scope = TokenScope::Only(permissions);
-        let (id, stmt) = Self::token_stmt(ws, &keys, &token, name, scope, expires_at, now)?;
+        let (id, stmt) =
+            Self::token_stmt(ws, &keys, &token, name, scope, expires_at, created_by, now)?;
         self.writer.write(vec![stmt]).await?;
         Ok((
             ApiTokenInfo {
