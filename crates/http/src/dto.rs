@@ -507,11 +507,36 @@ pub struct PermissionOut {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RoleOut {
-    /// `owner`, `admin`, `agent` or `viewer`.
-    pub name: &'static str,
-    pub description: &'static str,
-    pub permissions: Vec<&'static str>,
+    /// What a teammate's `role` names: `owner`, `admin`, `agent`, `viewer` or `rl_…`.
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub permissions: Vec<String>,
     pub builtin: bool,
+}
+
+impl From<store::CustomRole> for RoleOut {
+    fn from(r: store::CustomRole) -> Self {
+        Self {
+            id: r.id.to_string(),
+            name: r.name,
+            description: None,
+            permissions: r
+                .permissions
+                .iter()
+                .map(|p| p.as_str().to_owned())
+                .collect(),
+            builtin: false,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleRequest {
+    pub name: String,
+    /// Names from `GET /v1/permissions`; each must also be held by the caller.
+    pub permissions: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

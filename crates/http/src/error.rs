@@ -174,6 +174,10 @@ impl From<StoreError> for ApiError {
                 code: "teammate_email_taken",
                 detail: "a teammate of this workspace already has this email",
             },
+            StoreError::Conflict("role_in_use") => ApiError::Conflict {
+                code: "role_in_use",
+                detail: "teammates hold this role; give them another role first",
+            },
             StoreError::Conflict("last_owner") => ApiError::Conflict {
                 code: "last_owner",
                 detail: "the workspace's last owner cannot be removed or demoted",

@@ -223,7 +223,11 @@ fn api_routes(limits: Limits) -> Router<Arc<AppState>> {
             post(auth::enrol_totp).delete(auth::disable_totp),
         )
         .route("/v1/auth/two-factor/totp/confirm", post(auth::confirm_totp))
-        .route("/v1/roles", get(access::roles))
+        .route("/v1/roles", get(access::roles).post(access::create_role))
+        .route(
+            "/v1/roles/{id}",
+            axum::routing::put(access::update_role).delete(access::delete_role),
+        )
         .route(
             "/v1/messenger/conversations",
             post(messenger_routes::start_conversation).get(messenger_routes::list_conversations),

@@ -13,12 +13,14 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use common::text as s;
 use common::{Resp, Store, TestApp, assert_problem};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 store_tests!(
     authorization_matrix_matches_the_catalogue,
+    custom_roles,
     contacts_read_only_token,
     scoped_tokens_cannot_escalate_expire_and_revoke,
 );
@@ -37,10 +39,6 @@ impl TestApp {
     }
 }
 
-fn s(v: &Value) -> String {
-    v.as_str().unwrap().to_owned()
-}
-
 fn names(list: &Value) -> Vec<String> {
     list.as_array().unwrap().iter().map(s).collect()
 }
@@ -53,6 +51,7 @@ struct Fixture {
     secret: String,
     token: String,
     teammate: String,
+    role: String,
 }
 
 impl Fixture {
@@ -67,6 +66,8 @@ impl Fixture {
             &self.token
         } else if template.starts_with("/v1/teammates/") {
             &self.teammate
+        } else if template.starts_with("/v1/roles/") {
+            &self.role
         } else {
             ""
         };
@@ -86,7 +87,7 @@ async fn call(app: &TestApp, method: &Method, path: &str, token: &str) -> Resp {
 
 async fn authorization_matrix_matches_the_catalogue(store: Store) {
     let app = TestApp::spawn(store).await;
-    let (_, owner) = app.workspace("eu").await;
+    let (ws, owner) = app.workspace("eu").await;
     let (_, other_ws) = app.workspace("eu").await;
 
     // The catalogue and the built-in roles, as served.
@@ -104,6 +105,7 @@ async fn authorization_matrix_matches_the_catalogue(store: Store) {
         .as_array()
         .unwrap()
         .iter()
+        .filter(|r| r["builtin"] == true)
         .map(|r| (s(&r["name"]), names(&r["permissions"])))
         .collect();
     assert_eq!(
@@ -121,6 +123,13 @@ async fn authorization_matrix_matches_the_catalogue(store: Store) {
     for (role, perms) in &roles {
         let perms: Vec<&str> = perms.iter().map(String::as_str).collect();
         role_tokens.insert(role.clone(), app.token(&owner, role, &perms).await.1);
+    }
+    // And a signed-in teammate per built-in role.
+    let mut sessions = BTreeMap::new();
+    for role in roles.keys() {
+        let email = format!("{role}@matrix.example");
+        app.teammate(&owner, &email, role).await;
+        sessions.insert(role.clone(), app.sign_in(&ws, &email).await);
     }
     let mut lacking = BTreeMap::new();
     for p in &all {
@@ -171,7 +180,16 @@ async fn authorization_matrix_matches_the_catalogue(store: Store) {
         )
         .await;
     assert_eq!(tm.status, 201, "{:?}", tm.body);
+    let custom = app
+        .post(
+            "/v1/roles",
+            &owner,
+            json!({"name": "matrix", "permissions": ["contacts.read"]}),
+        )
+        .await;
+    assert_eq!(custom.status, 201, "{:?}", custom.body);
     let fx = Fixture {
+        role: s(&custom.body["id"]),
         teammate: s(&tm.body["teammate"]["id"]),
         contact,
         conversation,
@@ -198,18 +216,27 @@ async fn authorization_matrix_matches_the_catalogue(store: Store) {
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let path = fx.path(template);
             for (role, perms) in &roles {
-                let r = call(&app, &method, &path, &role_tokens[role]).await;
                 let allowed = needed.is_none_or(|p| perms.contains(&p.to_owned()));
-                if allowed {
-                    assert!(
-                        r.status != 401 && r.status != 403,
-                        "{method} {template} as {role}: expected allow, got {} {:?}",
-                        r.status,
-                        r.body
-                    );
-                } else {
-                    assert_problem(&r, 403, "permission_denied");
-                    assert_eq!(r.body["permission"], needed.unwrap_or_default());
+                let body = match method {
+                    Method::GET | Method::DELETE => None,
+                    _ => Some(json!({})),
+                };
+                let by_token = call(&app, &method, &path, &role_tokens[role]).await;
+                let by_session = app
+                    .as_session(&sessions[role], method.clone(), &path, body, true)
+                    .await;
+                for (how, r) in [("token", by_token), ("session", by_session)] {
+                    if allowed {
+                        assert!(
+                            r.status != 401 && r.status != 403,
+                            "{method} {template} as {role} {how}: expected allow, got {} {:?}",
+                            r.status,
+                            r.body
+                        );
+                    } else {
+                        assert_problem(&r, 403, "permission_denied");
+                        assert_eq!(r.body["permission"], needed.unwrap_or_default());
+                    }
                 }
             }
             if let Some(p) = needed {
@@ -221,6 +248,8 @@ async fn authorization_matrix_matches_the_catalogue(store: Store) {
                 || path.contains("/cv_")
                 || path.contains("/ms_")
                 || path.contains("/tk_")
+                || path.contains("/tm_")
+                || path.contains("/rl_")
             {
                 let r = call(&app, &method, &path, &other_ws).await;
                 let refused = if method == Method::GET {
@@ -392,5 +421,137 @@ async fn scoped_tokens_cannot_escalate_expire_and_revoke(store: Store) {
         404,
         "not_found",
     );
+    app.stop().await;
+}
+
+async fn custom_roles(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let (ws, owner) = app.workspace("us").await;
+    let r = app
+        .post(
+            "/v1/roles",
+            &owner,
+            json!({"name": "Reader", "permissions": ["conversations.read"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let role = s(&r.body["id"]);
+    assert!(role.starts_with("rl_"));
+    app.teammate(&owner, "c@example.com", &role).await;
+    let sess = app.sign_in(&ws, "c@example.com").await;
+    assert_eq!(
+        app.as_session(&sess, Method::GET, "/v1/conversations", None, false)
+            .await
+            .status,
+        200
+    );
+    assert_problem(
+        &app.as_session(&sess, Method::GET, "/v1/contacts", None, false)
+            .await,
+        403,
+        "permission_denied",
+    );
+    // A change to the role applies to the live session.
+    let u = app
+        .call(
+            Method::PUT,
+            &format!("/v1/roles/{role}"),
+            Some(&owner),
+            Some(
+                json!({"name": "Reader+", "permissions": ["conversations.read", "contacts.read"]}),
+            ),
+        )
+        .await;
+    assert_eq!(u.status, 200, "{:?}", u.body);
+    assert_eq!(
+        app.as_session(&sess, Method::GET, "/v1/contacts", None, false)
+            .await
+            .status,
+        200
+    );
+    let listed = app.get("/v1/roles", &owner).await;
+    let mine = listed.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == role.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(mine["name"], "Reader+");
+    assert_eq!(mine["builtin"], false);
+
+    // In use: cannot be deleted. Unknown names and escalation are refused.
+    assert_problem(
+        &app.call(
+            Method::DELETE,
+            &format!("/v1/roles/{role}"),
+            Some(&owner),
+            None,
+        )
+        .await,
+        409,
+        "role_in_use",
+    );
+    let (_, limited) = app
+        .token(&owner, "limited", &["roles.manage", "contacts.read"])
+        .await;
+    assert_problem(
+        &app.post(
+            "/v1/roles",
+            &limited,
+            json!({"name": "x", "permissions": ["contacts.read", "data.export"]}),
+        )
+        .await,
+        403,
+        "permission_escalation",
+    );
+    assert_problem(
+        &app.call(
+            Method::PUT,
+            &format!("/v1/roles/{role}"),
+            Some(&limited),
+            Some(json!({"name": "x", "permissions": ["contacts.read"]})),
+        )
+        .await,
+        403,
+        "permission_escalation",
+    );
+    assert_problem(
+        &app.post(
+            "/v1/roles",
+            &owner,
+            json!({"name": "x", "permissions": ["root"]}),
+        )
+        .await,
+        422,
+        "unknown_permission",
+    );
+    assert_problem(
+        &app.post(
+            "/v1/teammates",
+            &owner,
+            json!({"email": "d@example.com", "name": "D", "role": "rl_0192f0c1a2b34c5d8e9f001122334455"}),
+        )
+        .await,
+        422,
+        "unknown_role",
+    );
+    let free = s(&app
+        .post(
+            "/v1/roles",
+            &owner,
+            json!({"name": "Unused", "permissions": ["contacts.read"]}),
+        )
+        .await
+        .body["id"]);
+    let d = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/roles/{free}"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(d.body, json!({"id": free, "deleted": true}));
     app.stop().await;
 }

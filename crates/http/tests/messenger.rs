@@ -11,6 +11,7 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::text as s;
 use common::{Resp, Store, TestApp, assert_problem};
 use interlock_crypto::SecretValue;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
@@ -95,10 +96,6 @@ fn unsigned_jwt(alg: &str, claims: Value) -> String {
         enc(claims),
         URL_SAFE_NO_PAD.encode([7u8; 32])
     )
-}
-
-fn s(v: &Value) -> String {
-    v.as_str().unwrap().to_owned()
 }
 
 async fn visitors_boot_resume_and_talk(store: Store) {

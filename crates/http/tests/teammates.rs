@@ -10,7 +10,8 @@
 
 mod common;
 
-use common::{Resp, Store, TestApp, assert_problem};
+use common::text as s;
+use common::{PASSWORD, Session, Store, TestApp, assert_problem, session_of};
 use interlock_crypto::totp::TotpSecret;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -22,118 +23,8 @@ store_tests!(
     required_two_factor_allows_only_enrolment,
     ip_allowlist_applies_to_sessions,
     failed_sign_ins_are_throttled_and_recorded,
+    sessions_time_out,
 );
-
-const PASSWORD: &str = "violet-Harbor-91-lantern";
-
-/// A signed-in teammate: the cookie and CSRF token.
-#[derive(Clone)]
-struct Session {
-    cookie: String,
-    csrf: String,
-}
-
-fn s(v: &Value) -> String {
-    v.as_str().unwrap().to_owned()
-}
-
-impl TestApp {
-    async fn anon(&self, method: Method, path: &str, body: Value) -> Resp {
-        self.call(method, path, None, Some(body)).await
-    }
-
-    async fn as_session(
-        &self,
-        sess: &Session,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-        csrf: bool,
-    ) -> Resp {
-        self.with_client(&self.http, sess, method, path, body, csrf)
-            .await
-    }
-
-    async fn with_client(
-        &self,
-        client: &reqwest::Client,
-        sess: &Session,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-        csrf: bool,
-    ) -> Resp {
-        let mut req = client
-            .request(method, format!("{}{}", self.base, path))
-            .header("cookie", format!("interlock_session={}", sess.cookie));
-        if csrf {
-            req = req.header("x-csrf-token", &sess.csrf);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = resp.bytes().await.unwrap();
-        Resp {
-            status,
-            headers,
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        }
-    }
-
-    /// Invite a teammate with the given role and accept the invitation; returns the id.
-    async fn teammate(&self, token: &str, email: &str, role: &str) -> String {
-        let r = self
-            .post(
-                "/v1/teammates",
-                token,
-                json!({"email": email, "name": "Pat", "role": role}),
-            )
-            .await;
-        assert_eq!(r.status, 201, "{:?}", r.body);
-        let inv = s(&r.body["invitation_token"]);
-        let a = self
-            .anon(
-                Method::POST,
-                "/v1/auth/invitations/accept",
-                json!({"token": inv, "password": PASSWORD}),
-            )
-            .await;
-        assert_eq!(a.status, 204, "{:?}", a.body);
-        s(&r.body["teammate"]["id"])
-    }
-
-    async fn login(&self, ws: &str, email: &str, otp: Option<&str>) -> Resp {
-        let mut body = json!({"workspace_id": ws, "email": email, "password": PASSWORD});
-        if let Some(o) = otp {
-            body["otp"] = json!(o);
-        }
-        self.anon(Method::POST, "/v1/auth/login", body).await
-    }
-
-    async fn sign_in(&self, ws: &str, email: &str) -> Session {
-        let r = self.login(ws, email, None).await;
-        assert_eq!(r.status, 200, "{:?}", r.body);
-        session_of(&r)
-    }
-}
-
-fn session_of(r: &Resp) -> Session {
-    let cookie = r.headers["set-cookie"].to_str().unwrap().to_owned();
-    let value = cookie
-        .split(';')
-        .next()
-        .unwrap()
-        .strip_prefix("interlock_session=")
-        .unwrap()
-        .to_owned();
-    Session {
-        cookie: value,
-        csrf: s(&r.body["csrf_token"]),
-    }
-}
 
 fn base32_decode(s: &str) -> Vec<u8> {
     let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -771,5 +662,78 @@ async fn failed_sign_ins_are_throttled_and_recorded(store: Store) {
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let ok = app.login(&ws, "f@example.com", None).await;
     assert_eq!(ok.status, 200, "{:?}", ok.body);
+    app.stop().await;
+}
+
+/// Move a session's clock back by `secs` (its sign-in, its last use, or both): a stand-in for
+/// waiting days in a test.
+async fn age_session(app: &TestApp, column: &str, secs: i64) {
+    let cell = app.cell(interlock_domain::Region::Eu);
+    let sql = match column {
+        "last_seen_at" => "UPDATE teammate_sessions SET last_seen_at = last_seen_at - $1",
+        _ => "UPDATE teammate_sessions SET created_at = created_at - $1",
+    };
+    sqlx::query(sql)
+        .bind(secs * 1000)
+        .execute(cell.pool())
+        .await
+        .unwrap();
+}
+
+async fn sessions_time_out(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let (ws, token) = app.workspace("eu").await;
+    app.teammate(&token, "s@example.com", "viewer").await;
+    let put = |idle: i64, absolute: i64| {
+        json!({"require_two_factor": false, "session_idle_s": idle,
+               "session_absolute_s": absolute, "ip_allowlist": []})
+    };
+
+    // Idle timeout (default 4 days).
+    let sess = app.sign_in(&ws, "s@example.com").await;
+    age_session(&app, "last_seen_at", 3 * 86_400).await;
+    assert_eq!(
+        app.as_session(&sess, Method::GET, "/v1/contacts", None, false)
+            .await
+            .status,
+        200,
+        "3 days idle is within the default"
+    );
+    age_session(&app, "last_seen_at", 4 * 86_400 + 60).await;
+    assert_problem(
+        &app.as_session(&sess, Method::GET, "/v1/contacts", None, false)
+            .await,
+        401,
+        "invalid_session",
+    );
+
+    // A shorter idle timeout set by the workspace applies to existing sessions.
+    let sess = app.sign_in(&ws, "s@example.com").await;
+    let r = app
+        .call(
+            Method::PUT,
+            "/v1/workspace/security",
+            Some(&token),
+            Some(put(300, 86_400)),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    age_session(&app, "last_seen_at", 301).await;
+    assert_problem(
+        &app.as_session(&sess, Method::GET, "/v1/contacts", None, false)
+            .await,
+        401,
+        "invalid_session",
+    );
+
+    // Absolute lifetime, however busy the session.
+    let sess = app.sign_in(&ws, "s@example.com").await;
+    age_session(&app, "created_at", 86_400 + 1).await;
+    assert_problem(
+        &app.as_session(&sess, Method::GET, "/v1/contacts", None, false)
+            .await,
+        401,
+        "invalid_session",
+    );
     app.stop().await;
 }

@@ -26,7 +26,9 @@ mod teammates;
 mod tokens;
 
 pub use messenger::{MessengerSecret, MessengerSession, SessionScope};
-pub use teammates::{INVITATION_TTL_MS, LoginRecord, SessionInfo, SessionPrincipal, Teammate};
+pub use teammates::{
+    CustomRole, INVITATION_TTL_MS, LoginRecord, SessionInfo, SessionPrincipal, Teammate,
+};
 use tokens::FIRST_TOKEN_NAME;
 pub use tokens::{ApiTokenInfo, TokenPrincipal, TokenScope};
 

@@ -17,8 +17,8 @@ pub mod records;
 pub mod schema;
 
 pub use cell::{
-    ApiTokenInfo, Cell, CellConfig, LoginRecord, MessengerSecret, MessengerSession, SessionInfo,
-    SessionPrincipal, SessionScope, Teammate, TokenPrincipal, TokenScope,
+    ApiTokenInfo, Cell, CellConfig, CustomRole, LoginRecord, MessengerSecret, MessengerSession,
+    SessionInfo, SessionPrincipal, SessionScope, Teammate, TokenPrincipal, TokenScope,
 };
 pub use db::{Backend, Writer, WriterStats};
 pub use records::*;

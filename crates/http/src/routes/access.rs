@@ -1,11 +1,12 @@
 //! Access: the permission catalogue, the built-in roles and scoped API tokens.
 
 use axum::http::StatusCode;
-use interlock_domain::{ApiTokenId, BuiltinRole, Permission, PermissionSet, SecretName};
+use interlock_domain::{ApiTokenId, BuiltinRole, Permission, PermissionSet, RoleId, SecretName};
 
 use crate::authz::{Allowed, perm};
 use crate::dto::{
-    CreateTokenRequest, CreatedToken, Deleted, ListOf, PermissionOut, RoleOut, TokenOut,
+    CreateTokenRequest, CreatedToken, Deleted, ListOf, PermissionOut, RoleOut, RoleRequest,
+    TokenOut,
 };
 use crate::error::ApiError;
 use crate::extract::{Json, Path, WorkspaceAuth, parse_id};
@@ -13,7 +14,7 @@ use crate::extract::{Json, Path, WorkspaceAuth, parse_id};
 /// The catalogue of permissions. Every endpoint's `x-permission` names one of these.
 #[utoipa::path(get, path = "/v1/permissions", tag = "access",
     responses((status = 200, body = ListOf<PermissionOut>)),
-    security(("workspace_token" = [])))]
+    security(("workspace_token" = []), ("teammate_session" = [])))]
 pub async fn permissions(_auth: WorkspaceAuth) -> Json<ListOf<PermissionOut>> {
     Json(ListOf::new(
         Permission::ALL
@@ -27,23 +28,107 @@ pub async fn permissions(_auth: WorkspaceAuth) -> Json<ListOf<PermissionOut>> {
     ))
 }
 
-/// The built-in roles and their permissions.
+/// The built-in roles and the workspace's custom roles, with their permissions.
 #[utoipa::path(get, path = "/v1/roles", tag = "access",
     responses((status = 200, body = ListOf<RoleOut>)),
-    security(("workspace_token" = [])))]
-pub async fn roles(_auth: WorkspaceAuth) -> Json<ListOf<RoleOut>> {
-    Json(ListOf::new(
-        BuiltinRole::ALL
-            .iter()
-            .map(|r| RoleOut {
-                name: r.as_str(),
-                description: r.description(),
-                permissions: r.permissions().iter().map(Permission::as_str).collect(),
-                builtin: true,
-            })
-            .collect(),
-        None,
-    ))
+    security(("workspace_token" = []), ("teammate_session" = [])))]
+pub async fn roles(auth: WorkspaceAuth) -> Result<Json<ListOf<RoleOut>>, ApiError> {
+    let mut out: Vec<RoleOut> = BuiltinRole::ALL
+        .iter()
+        .map(|r| RoleOut {
+            id: r.as_str().to_owned(),
+            name: r.as_str().to_owned(),
+            description: Some(r.description().to_owned()),
+            permissions: r
+                .permissions()
+                .iter()
+                .map(|p| p.as_str().to_owned())
+                .collect(),
+            builtin: true,
+        })
+        .collect();
+    let custom = auth.cell.list_roles(&auth.workspace).await?;
+    out.extend(custom.into_iter().map(RoleOut::from));
+    Ok(Json(ListOf::new(out, None)))
+}
+
+fn role_input(
+    auth: &WorkspaceAuth,
+    req: &RoleRequest,
+) -> Result<(String, PermissionSet), ApiError> {
+    let name = SecretName::parse(&req.name)?;
+    let permissions = PermissionSet::parse_list(&req.permissions, false)?;
+    if !permissions.is_subset_of(auth.permissions) {
+        return Err(ApiError::Forbidden {
+            code: "permission_escalation",
+            detail: "a role cannot hold a permission its creator lacks",
+        });
+    }
+    Ok((name.into_string(), permissions))
+}
+
+/// Create a custom role. It may hold only permissions the caller holds.
+#[utoipa::path(post, path = "/v1/roles", tag = "access",
+    extensions(("x-permission" = json!("roles.manage"))),
+    request_body = RoleRequest,
+    responses((status = 201, body = RoleOut)),
+    security(("workspace_token" = []), ("teammate_session" = [])))]
+pub async fn create_role(
+    auth: Allowed<perm::RolesManage>,
+    Json(req): Json<RoleRequest>,
+) -> Result<(StatusCode, Json<RoleOut>), ApiError> {
+    let (name, permissions) = role_input(&auth, &req)?;
+    let role = auth
+        .cell
+        .create_role(&auth.workspace, &name, permissions)
+        .await?;
+    Ok((StatusCode::CREATED, Json(role.into())))
+}
+
+/// Replace a custom role's name and permissions; teammates holding it are affected at once.
+#[utoipa::path(put, path = "/v1/roles/{id}", tag = "access",
+    extensions(("x-permission" = json!("roles.manage"))),
+    params(("id" = String, Path, description = "custom role id")),
+    request_body = RoleRequest,
+    responses((status = 200, body = RoleOut), (status = 404, description = "no such custom role")),
+    security(("workspace_token" = []), ("teammate_session" = [])))]
+pub async fn update_role(
+    auth: Allowed<perm::RolesManage>,
+    Path(id): Path<String>,
+    Json(req): Json<RoleRequest>,
+) -> Result<Json<RoleOut>, ApiError> {
+    let id = parse_id(&id, RoleId::parse)?;
+    let (name, permissions) = role_input(&auth, &req)?;
+    let mut role = auth.cell.get_role(&auth.workspace, &id).await?;
+    // Changing a role that holds more than the caller would be a way around escalation.
+    if !role.permissions.is_subset_of(auth.permissions) {
+        return Err(ApiError::Forbidden {
+            code: "permission_escalation",
+            detail: "you cannot change a role that holds permissions you lack",
+        });
+    }
+    role.name = name;
+    role.permissions = permissions;
+    auth.cell.update_role(&auth.workspace, &role).await?;
+    Ok(Json(role.into()))
+}
+
+/// Delete a custom role that no teammate holds (409 `role_in_use` otherwise).
+#[utoipa::path(delete, path = "/v1/roles/{id}", tag = "access",
+    extensions(("x-permission" = json!("roles.manage"))),
+    params(("id" = String, Path, description = "custom role id")),
+    responses((status = 200, body = Deleted), (status = 409, description = "`role_in_use`")),
+    security(("workspace_token" = []), ("teammate_session" = [])))]
+pub async fn delete_role(
+    auth: Allowed<perm::RolesManage>,
+    Path(id): Path<String>,
+) -> Result<Json<Deleted>, ApiError> {
+    let id = parse_id(&id, RoleId::parse)?;
+    auth.cell.delete_role(&auth.workspace, &id).await?;
+    Ok(Json(Deleted {
+        id: id.to_string(),
+        deleted: true,
+    }))
 }
 
 /// Create a scoped API token. It may hold only permissions the caller holds.

@@ -224,3 +224,117 @@ macro_rules! store_tests {
         }
     };
 }
+
+// ------------------------------------------------------------------ teammates
+
+pub const PASSWORD: &str = "violet-Harbor-91-lantern";
+
+/// A signed-in teammate: the cookie and CSRF token.
+#[derive(Clone)]
+pub struct Session {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+/// A JSON string value as an owned String (panics otherwise: tests only).
+pub fn text(v: &Value) -> String {
+    v.as_str().unwrap().to_owned()
+}
+
+impl TestApp {
+    pub async fn anon(&self, method: Method, path: &str, body: Value) -> Resp {
+        self.call(method, path, None, Some(body)).await
+    }
+
+    pub async fn as_session(
+        &self,
+        sess: &Session,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        csrf: bool,
+    ) -> Resp {
+        self.with_client(&self.http, sess, method, path, body, csrf)
+            .await
+    }
+
+    pub async fn with_client(
+        &self,
+        client: &reqwest::Client,
+        sess: &Session,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        csrf: bool,
+    ) -> Resp {
+        let mut req = client
+            .request(method, format!("{}{}", self.base, path))
+            .header("cookie", format!("interlock_session={}", sess.cookie));
+        if csrf {
+            req = req.header("x-csrf-token", &sess.csrf);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.unwrap();
+        Resp {
+            status,
+            headers,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+
+    /// Invite a teammate with the given role and accept the invitation; returns the id.
+    pub async fn teammate(&self, token: &str, email: &str, role: &str) -> String {
+        let r = self
+            .post(
+                "/v1/teammates",
+                token,
+                json!({"email": email, "name": "Pat", "role": role}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        let inv = text(&r.body["invitation_token"]);
+        let a = self
+            .anon(
+                Method::POST,
+                "/v1/auth/invitations/accept",
+                json!({"token": inv, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(a.status, 204, "{:?}", a.body);
+        text(&r.body["teammate"]["id"])
+    }
+
+    pub async fn login(&self, ws: &str, email: &str, otp: Option<&str>) -> Resp {
+        let mut body = json!({"workspace_id": ws, "email": email, "password": PASSWORD});
+        if let Some(o) = otp {
+            body["otp"] = json!(o);
+        }
+        self.anon(Method::POST, "/v1/auth/login", body).await
+    }
+
+    pub async fn sign_in(&self, ws: &str, email: &str) -> Session {
+        let r = self.login(ws, email, None).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        session_of(&r)
+    }
+}
+
+pub fn session_of(r: &Resp) -> Session {
+    let cookie = r.headers["set-cookie"].to_str().unwrap().to_owned();
+    let value = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .strip_prefix("interlock_session=")
+        .unwrap()
+        .to_owned();
+    Session {
+        cookie: value,
+        csrf: text(&r.body["csrf_token"]),
+    }
+}

@@ -974,3 +974,150 @@ impl Cell {
         Ok(n > 0)
     }
 }
+
+/// A custom role.
+#[derive(Debug, Clone)]
+pub struct CustomRole {
+    pub id: interlock_domain::RoleId,
+    pub name: String,
+    pub permissions: PermissionSet,
+    pub created_at: i64,
+}
+
+impl Cell {
+    /// Create a custom role.
+    pub async fn create_role(
+        &self,
+        ws: &WorkspaceId,
+        name: &str,
+        permissions: PermissionSet,
+    ) -> Result<CustomRole, StoreError> {
+        self.check_region(ws)?;
+        let wk = self.current_workspace_keys(ws).await?;
+        let id = interlock_domain::RoleId::new();
+        let key_id = ws_key_id(wk.version);
+        let name_ct = Sealer::new("roles", &wk.aead, ws, id.as_str(), &key_id)
+            .seal("name", name.as_bytes())?;
+        let now = now_ms();
+        self.writer
+            .write(vec![Stmt::new(
+                "INSERT INTO roles (workspace_id, id, name_ct, ws_key_version, permissions, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                vec![
+                    Arg::Text(ws.to_string()),
+                    Arg::Text(id.to_string()),
+                    Arg::Bytes(name_ct),
+                    Arg::Int(wk.version),
+                    Arg::Text(permissions.encode()),
+                    Arg::Int(now),
+                ],
+            )])
+            .await?;
+        Ok(CustomRole {
+            id,
+            name: name.to_owned(),
+            permissions,
+            created_at: now,
+        })
+    }
+
+    async fn decode_role(
+        &self,
+        ws: &WorkspaceId,
+        row: &sqlx::any::AnyRow,
+    ) -> Result<CustomRole, StoreError> {
+        let id: String = col(row, "id")?;
+        let version: i64 = col(row, "ws_key_version")?;
+        let k = self.workspace_keys(ws, version).await?;
+        let key_id = ws_key_id(version);
+        Ok(CustomRole {
+            name: Sealer::new("roles", &k.aead, ws, &id, &key_id)
+                .open_text("name", &col::<Vec<u8>>(row, "name_ct")?)?,
+            permissions: parse_id(PermissionSet::decode(&col::<String>(row, "permissions")?))?,
+            created_at: col(row, "created_at")?,
+            id: parse_id(interlock_domain::RoleId::parse(&id))?,
+        })
+    }
+
+    /// The workspace's custom roles, oldest first.
+    pub async fn list_roles(&self, ws: &WorkspaceId) -> Result<Vec<CustomRole>, StoreError> {
+        self.check_region(ws)?;
+        let rows = sqlx::query(
+            "SELECT id, name_ct, ws_key_version, permissions, created_at FROM roles WHERE workspace_id = $1 ORDER BY id LIMIT 1000",
+        )
+        .bind(ws.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Db)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(self.decode_role(ws, row).await?);
+        }
+        Ok(out)
+    }
+
+    pub async fn get_role(
+        &self,
+        ws: &WorkspaceId,
+        id: &interlock_domain::RoleId,
+    ) -> Result<CustomRole, StoreError> {
+        self.check_region(ws)?;
+        let row = sqlx::query(
+            "SELECT id, name_ct, ws_key_version, permissions, created_at FROM roles WHERE workspace_id = $1 AND id = $2",
+        )
+        .bind(ws.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::Db)?
+        .ok_or(StoreError::NotFound)?;
+        self.decode_role(ws, &row).await
+    }
+
+    /// Replace a custom role's name and permissions; teammates holding it get the new
+    /// permissions on their next request.
+    pub async fn update_role(&self, ws: &WorkspaceId, role: &CustomRole) -> Result<(), StoreError> {
+        self.check_region(ws)?;
+        let wk = self.current_workspace_keys(ws).await?;
+        let key_id = ws_key_id(wk.version);
+        let name_ct = Sealer::new("roles", &wk.aead, ws, role.id.as_str(), &key_id)
+            .seal("name", role.name.as_bytes())?;
+        self.writer
+            .write(vec![
+                Stmt::new(
+                    "UPDATE roles SET name_ct = $3, ws_key_version = $4, permissions = $5 WHERE workspace_id = $1 AND id = $2",
+                    vec![
+                        Arg::Text(ws.to_string()),
+                        Arg::Text(role.id.to_string()),
+                        Arg::Bytes(name_ct),
+                        Arg::Int(wk.version),
+                        Arg::Text(role.permissions.encode()),
+                    ],
+                )
+                .expect(1),
+            ])
+            .await
+    }
+
+    /// Delete a custom role nobody holds (`Conflict("role_in_use")` otherwise).
+    pub async fn delete_role(
+        &self,
+        ws: &WorkspaceId,
+        id: &interlock_domain::RoleId,
+    ) -> Result<(), StoreError> {
+        self.get_role(ws, id).await?;
+        let r = self
+            .writer
+            .write(vec![
+                Stmt::new(
+                    "DELETE FROM roles WHERE workspace_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM teammates t WHERE t.workspace_id = $1 AND t.role = $2 AND t.removed_at IS NULL)",
+                    vec![Arg::Text(ws.to_string()), Arg::Text(id.to_string())],
+                )
+                .expect(1),
+            ])
+            .await;
+        match r {
+            Err(StoreError::NotFound) => Err(StoreError::Conflict("role_in_use")),
+            other => other,
+        }
+    }
+}
