@@ -81,6 +81,9 @@ pub struct FileConfig {
     pub region_urls: BTreeMap<Region, String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// The origin browsers use (`https://app.example.com`); passkeys are bound to it.
+    /// Default `https://localhost:<port>`.
+    pub public_origin: Option<String>,
     /// The messenger's abuse limits: `[messenger] boots_per_minute_per_ip = 60`, ….
     #[serde(default)]
     pub messenger: MessengerConfig,
@@ -184,6 +187,7 @@ impl FileConfig {
             "attachment_limit_bytes",
             "tls_cert",
             "tls_key",
+            "public_origin",
         ]));
         fig.extract().context("invalid configuration")
     }
@@ -237,6 +241,12 @@ pub fn settings(args: &ServeArgs, file: &FileConfig) -> Result<(Settings, Socket
     if !(1024..=1024 * 1024 * 1024).contains(&s.limits.attachment_bytes) {
         bail!("attachment_limit_bytes must be between 1 KiB and 1 GiB");
     }
+    if let Some(o) = &file.public_origin
+        && !o.starts_with("https://")
+    {
+        bail!("public_origin must be an https:// origin");
+    }
+    s.public_origin = file.public_origin.clone();
     s.tls = match (&file.tls_cert, &file.tls_key) {
         (Some(cert), Some(key)) => Some(CertSource {
             cert: cert.clone(),

@@ -63,6 +63,8 @@ pub enum TokenKind {
     TeammateSession,
     /// A session's CSRF token, sent as the `X-CSRF-Token` header (`ilc_`).
     Csrf,
+    /// A pending WebAuthn ceremony (passkey registration or sign-in) (`ilw_`).
+    Ceremony,
 }
 
 impl TokenKind {
@@ -74,6 +76,7 @@ impl TokenKind {
             TokenKind::Invitation => "ili_",
             TokenKind::TeammateSession => "ils_",
             TokenKind::Csrf => "ilc_",
+            TokenKind::Ceremony => "ilw_",
         }
     }
 }

@@ -117,6 +117,10 @@ typed_id!(
     TeammateId, "tm", "teammate_id"
 );
 typed_id!(
+    /// A teammate's passkey (WebAuthn credential).
+    PasskeyId, "pk", "passkey_id"
+);
+typed_id!(
     /// A custom role of a workspace.
     RoleId, "rl", "role_id"
 );

@@ -15,7 +15,7 @@ pub mod teammate;
 pub use error::DomainError;
 pub use id::{
     ApiTokenId, AttachmentId, ContactId, ConversationId, EventId, MessengerSecretId, PartId,
-    RoleId, SessionId, SubjectKeyId, TeammateId, WorkspaceId,
+    PasskeyId, RoleId, SessionId, SubjectKeyId, TeammateId, WorkspaceId,
 };
 pub use input::{
     AttachmentName, Author, AuthorType, Body, ContactPatch, ContactRole, CustomAttributes, Email,

@@ -55,6 +55,13 @@ pub enum ApiError {
     /// 401: a messenger boot named a user without a valid `user_hash` or JWT; `reason` says
     /// which check failed (e.g. `jwt_expired`, `user_hash_mismatch`).
     IdentityVerificationFailed { reason: &'static str },
+    /// 401: the password was right and a second factor is needed: a TOTP or recovery code in
+    /// `otp`, or, when the teammate has passkeys, the WebAuthn challenge to answer at
+    /// `POST /v1/auth/login/passkey` with `passkey_login_id`.
+    SecondFactorRequired {
+        passkey_login_id: Option<String>,
+        passkey_challenge: Option<serde_json::Value>,
+    },
     /// 404: a messenger boot named a workspace that does not exist.
     UnknownWorkspace,
     /// 429: over a rate limit; retry after this many seconds.
@@ -85,6 +92,10 @@ struct Problem<'a> {
     retry_after: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     permission: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    passkey_login_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    passkey_challenge: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -117,6 +128,7 @@ impl ApiError {
             ApiError::WrongRegion { .. } => "wrong_region",
             ApiError::IdentityVerificationFailed { .. } => "identity_verification_failed",
             ApiError::UnknownWorkspace => "workspace_not_found",
+            ApiError::SecondFactorRequired { .. } => "otp_required",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Internal { .. } => "internal_error",
         }
@@ -137,6 +149,7 @@ impl ApiError {
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::IdentityVerificationFailed { .. } => StatusCode::UNAUTHORIZED,
             ApiError::UnknownWorkspace => StatusCode::NOT_FOUND,
+            ApiError::SecondFactorRequired { .. } => StatusCode::UNAUTHORIZED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -217,6 +230,8 @@ impl IntoResponse for ApiError {
             reason: None,
             retry_after: None,
             permission: None,
+            passkey_login_id: None,
+            passkey_challenge: None,
         };
         let mut retry_after_header = None;
         match self {
@@ -252,6 +267,14 @@ impl IntoResponse for ApiError {
                 problem.reason = Some(reason);
             }
             ApiError::UnknownWorkspace => problem.detail = "no such workspace".into(),
+            ApiError::SecondFactorRequired {
+                passkey_login_id,
+                passkey_challenge,
+            } => {
+                problem.detail = "this account has two-factor authentication: send otp, or answer the passkey challenge".into();
+                problem.passkey_login_id = passkey_login_id;
+                problem.passkey_challenge = passkey_challenge;
+            }
             ApiError::RateLimited { retry_after_s } => {
                 problem.detail = format!("too many requests; retry in {retry_after_s} s");
                 problem.retry_after = Some(retry_after_s);

@@ -15,6 +15,7 @@ pub mod error;
 pub mod extract;
 pub mod messenger;
 pub mod openapi;
+pub mod passkeys;
 pub mod routes;
 pub mod server;
 pub mod tls;
@@ -40,8 +41,8 @@ use tower_http::timeout::TimeoutLayer;
 use crate::error::ApiError;
 pub use crate::messenger::{MessengerLimits, RateLimits};
 use crate::routes::{
-    access, auth, contacts, conversations, events, messenger as messenger_routes, operator, system,
-    teammates,
+    access, auth, contacts, conversations, events, messenger as messenger_routes, operator,
+    passkeys as passkey_routes, system, teammates,
 };
 
 /// Size limits on request bodies, and the messenger's abuse limits.
@@ -76,6 +77,8 @@ pub struct AppState {
     pub limits: Limits,
     /// The messenger's rate limiters (boots and messages, per address and per workspace).
     pub rate: RateLimits,
+    /// The WebAuthn relying party (passkeys), bound to the public origin.
+    pub webauthn: Arc<webauthn_rs::Webauthn>,
 }
 
 impl AppState {
@@ -223,6 +226,19 @@ fn api_routes(limits: Limits) -> Router<Arc<AppState>> {
             post(auth::enrol_totp).delete(auth::disable_totp),
         )
         .route("/v1/auth/two-factor/totp/confirm", post(auth::confirm_totp))
+        .route(
+            "/v1/auth/two-factor/passkeys/registrations",
+            post(passkey_routes::start_registration),
+        )
+        .route(
+            "/v1/auth/two-factor/passkeys",
+            post(passkey_routes::finish_registration).get(passkey_routes::list),
+        )
+        .route(
+            "/v1/auth/two-factor/passkeys/{id}",
+            axum::routing::delete(passkey_routes::remove),
+        )
+        .route("/v1/auth/login/passkey", post(passkey_routes::login))
         .route("/v1/roles", get(access::roles).post(access::create_role))
         .route(
             "/v1/roles/{id}",

@@ -5,7 +5,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::dto;
 use crate::routes::{
-    access, auth, contacts, conversations, events, messenger, operator, system, teammates,
+    access, auth, contacts, conversations, events, messenger, operator, passkeys, system, teammates,
 };
 
 struct Security;
@@ -84,6 +84,11 @@ impl Modify for Security {
         auth::enrol_totp,
         auth::confirm_totp,
         auth::disable_totp,
+        passkeys::start_registration,
+        passkeys::finish_registration,
+        passkeys::list,
+        passkeys::remove,
+        passkeys::login,
         system::healthz,
         system::metrics,
     ),
@@ -131,6 +136,11 @@ impl Modify for Security {
         dto::RecoveryCodesOut,
         dto::DisableTotpRequest,
         dto::SecuritySettingsBody,
+        passkeys::PasskeyChallenge,
+        passkeys::FinishRegistration,
+        passkeys::PasskeyOut,
+        passkeys::RemovePasskey,
+        passkeys::PasskeyLogin,
     )),
     modifiers(&Security),
     tags(

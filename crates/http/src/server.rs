@@ -31,6 +31,9 @@ pub struct Settings {
     pub limits: Limits,
     /// A certificate to serve; a self-signed one under `<data_dir>/tls` when unset.
     pub tls: Option<CertSource>,
+    /// The origin browsers see (`https://app.example.com`): passkeys are bound to it. Default
+    /// `https://localhost:<port>`.
+    pub public_origin: Option<String>,
 }
 
 impl Settings {
@@ -43,6 +46,7 @@ impl Settings {
             region_urls: BTreeMap::new(),
             limits: Limits::default(),
             tls: None,
+            public_origin: None,
         }
     }
 
@@ -213,7 +217,18 @@ pub async fn start(
     let cells = open_cells(settings).await?;
     let (tls_config, cert) =
         tls::load_or_generate(settings.tls.as_ref(), &settings.data_dir.join("tls"))?;
+    let port = listener
+        .local_addr()
+        .map_err(io(&settings.data_dir))?
+        .port();
+    let origin = settings
+        .public_origin
+        .clone()
+        .unwrap_or_else(|| format!("https://localhost:{port}"));
+    let webauthn = crate::passkeys::relying_party(&origin)
+        .map_err(|e| StartError::Invalid(format!("public_origin {origin}: {e}")))?;
     let state = Arc::new(AppState {
+        webauthn: Arc::new(webauthn),
         cells,
         region_urls: settings.region_urls.clone(),
         operator_token_hash: token.hash(),

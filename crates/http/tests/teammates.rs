@@ -24,6 +24,7 @@ store_tests!(
     ip_allowlist_applies_to_sessions,
     failed_sign_ins_are_throttled_and_recorded,
     sessions_time_out,
+    passkeys_as_second_factor,
 );
 
 fn base32_decode(s: &str) -> Vec<u8> {
@@ -735,5 +736,142 @@ async fn sessions_time_out(store: Store) {
         401,
         "invalid_session",
     );
+    app.stop().await;
+}
+
+async fn passkeys_as_second_factor(store: Store) {
+    use webauthn_authenticator_rs::prelude::{
+        CreationChallengeResponse, RequestChallengeResponse, Url, WebauthnAuthenticator,
+    };
+    use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+
+    let app = TestApp::spawn(store).await;
+    let (ws, token) = app.workspace("eu").await;
+    app.teammate(&token, "p@example.com", "agent").await;
+    let sess = app.sign_in(&ws, "p@example.com").await;
+    let origin = Url::parse(&app.base).unwrap();
+    // `true`: the soft authenticator reports user verification, as a biometric check would.
+    let mut key = SoftPasskey::new(true);
+
+    // Register.
+    let start = app
+        .as_session(
+            &sess,
+            Method::POST,
+            "/v1/auth/two-factor/passkeys/registrations",
+            None,
+            true,
+        )
+        .await;
+    assert_eq!(start.status, 200, "{:?}", start.body);
+    let ccr: CreationChallengeResponse =
+        serde_json::from_value(start.body["public_key"].clone()).unwrap();
+    assert_eq!(
+        start.body["public_key"]["publicKey"]["authenticatorSelection"]["userVerification"],
+        "required"
+    );
+    let cred = key.do_registration(origin.clone(), ccr).unwrap();
+    let reg_id = s(&start.body["registration_id"]);
+    let body = json!({"registration_id": reg_id, "name": "soft key",
+                      "credential": serde_json::to_value(&cred).unwrap()});
+    let done = app
+        .as_session(
+            &sess,
+            Method::POST,
+            "/v1/auth/two-factor/passkeys",
+            Some(body.clone()),
+            true,
+        )
+        .await;
+    assert_eq!(done.status, 201, "{:?}", done.body);
+    let passkey_id = s(&done.body["id"]);
+    // A registration ceremony is single use.
+    let again = app
+        .as_session(
+            &sess,
+            Method::POST,
+            "/v1/auth/two-factor/passkeys",
+            Some(body),
+            true,
+        )
+        .await;
+    assert_problem(&again, 401, "invalid_passkey");
+    let listed = app.get("/v1/teammates", &token).await;
+    assert_eq!(listed.body["data"][0]["two_factor"], true);
+
+    // Sign-in: the password step answers with a challenge; the passkey completes it.
+    let step1 = app.login(&ws, "p@example.com", None).await;
+    assert_problem(&step1, 401, "otp_required");
+    let login_id = s(&step1.body["passkey_login_id"]);
+    let rcr: RequestChallengeResponse =
+        serde_json::from_value(step1.body["passkey_challenge"].clone()).unwrap();
+    let assertion = key.do_authentication(origin.clone(), rcr).unwrap();
+    let finish =
+        |id: &str| json!({"login_id": id, "credential": serde_json::to_value(&assertion).unwrap()});
+    let ok = app
+        .anon(Method::POST, "/v1/auth/login/passkey", finish(&login_id))
+        .await;
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    let passkey_session = session_of(&ok);
+    assert_eq!(
+        app.as_session(
+            &passkey_session,
+            Method::GET,
+            "/v1/conversations",
+            None,
+            false
+        )
+        .await
+        .status,
+        200
+    );
+    // The same answer cannot be replayed.
+    assert_problem(
+        &app.anon(Method::POST, "/v1/auth/login/passkey", finish(&login_id))
+            .await,
+        401,
+        "invalid_passkey",
+    );
+    // A tampered signature does not verify (and the failure is counted).
+    let step1 = app.login(&ws, "p@example.com", None).await;
+    let rcr: RequestChallengeResponse =
+        serde_json::from_value(step1.body["passkey_challenge"].clone()).unwrap();
+    let mut forged =
+        serde_json::to_value(key.do_authentication(origin.clone(), rcr).unwrap()).unwrap();
+    let sig = s(&forged["response"]["signature"]);
+    let flipped = if sig.starts_with('A') { "B" } else { "A" };
+    forged["response"]["signature"] = json!(format!("{flipped}{}", &sig[1..]));
+    let r = app
+        .anon(
+            Method::POST,
+            "/v1/auth/login/passkey",
+            json!({"login_id": s(&step1.body["passkey_login_id"]), "credential": forged}),
+        )
+        .await;
+    assert_problem(&r, 401, "invalid_passkey");
+
+    // Removing the passkey needs the password.
+    let path = format!("/v1/auth/two-factor/passkeys/{passkey_id}");
+    let bad = app
+        .as_session(
+            &sess,
+            Method::DELETE,
+            &path,
+            Some(json!({"password": "wrong-password-123"})),
+            true,
+        )
+        .await;
+    assert_problem(&bad, 401, "invalid_credentials");
+    let gone = app
+        .as_session(
+            &sess,
+            Method::DELETE,
+            &path,
+            Some(json!({"password": PASSWORD})),
+            true,
+        )
+        .await;
+    assert_eq!(gone.status, 204, "{:?}", gone.body);
+    assert_eq!(app.login(&ws, "p@example.com", None).await.status, 200);
     app.stop().await;
 }

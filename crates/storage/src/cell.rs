@@ -22,10 +22,12 @@ use crate::records::*;
 use crate::{StoreError, now_ms};
 
 mod messenger;
+mod passkeys;
 mod teammates;
 mod tokens;
 
 pub use messenger::{MessengerSecret, MessengerSession, SessionScope};
+pub use passkeys::{CEREMONY_TTL_MS, StoredPasskey};
 pub use teammates::{
     CustomRole, INVITATION_TTL_MS, LoginRecord, SessionInfo, SessionPrincipal, Teammate,
 };

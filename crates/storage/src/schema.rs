@@ -260,4 +260,32 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             "ALTER TABLE api_tokens ADD COLUMN created_by TEXT",
         ],
     ),
+    (
+        5,
+        &[
+            // Passkeys (WebAuthn credentials, serialised by webauthn-rs) are sealed under the
+            // workspace key, as are pending ceremony states.
+            "CREATE TABLE teammate_passkeys (
+                workspace_id TEXT NOT NULL,
+                id TEXT NOT NULL,
+                teammate_id TEXT NOT NULL,
+                name_ct {BYTES} NOT NULL,
+                passkey_ct {BYTES} NOT NULL,
+                ws_key_version BIGINT NOT NULL,
+                created_at BIGINT NOT NULL,
+                PRIMARY KEY (workspace_id, id),
+                FOREIGN KEY (workspace_id, teammate_id) REFERENCES teammates (workspace_id, id)
+            )",
+            "CREATE INDEX teammate_passkeys_teammate ON teammate_passkeys (workspace_id, teammate_id)",
+            "CREATE TABLE webauthn_ceremonies (
+                token_hash {BYTES} PRIMARY KEY,
+                workspace_id TEXT NOT NULL,
+                teammate_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                state_ct {BYTES} NOT NULL,
+                ws_key_version BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL
+            )",
+        ],
+    ),
 ];

@@ -24,7 +24,7 @@ use crate::error::ApiError;
 use crate::extract::{Json, Path, SESSION_COOKIE, TeammateAuth, parse_id};
 use crate::messenger::ClientIp;
 
-const BAD_CREDENTIALS: ApiError = ApiError::Unauthorized {
+pub(crate) const BAD_CREDENTIALS: ApiError = ApiError::Unauthorized {
     code: "invalid_credentials",
     detail: "the email, password or code is wrong",
 };
@@ -33,11 +33,11 @@ fn internal(e: tokio::task::JoinError) -> ApiError {
     ApiError::internal(&e)
 }
 
-fn now_s() -> u64 {
+pub(crate) fn now_s() -> u64 {
     interlock_storage::now_ms().div_euclid(1000).max(0) as u64
 }
 
-async fn verify_off_runtime(
+pub(crate) async fn verify_off_runtime(
     password: String,
     hash: Option<PasswordHash>,
 ) -> Result<bool, ApiError> {
@@ -94,12 +94,12 @@ async fn check_second_factor(
     cell: &Cell,
     ws: &WorkspaceId,
     teammate: &TeammateId,
-    secret: &TotpSecret,
+    secret: Option<&TotpSecret>,
     code: &str,
 ) -> Result<bool, ApiError> {
     let code = code.trim();
     if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
-        let Some(step) = secret.verify(code, now_s()) else {
+        let Some(step) = secret.and_then(|s| s.verify(code, now_s())) else {
             return Ok(false);
         };
         return match cell.accept_totp_step(ws, teammate, step).await {
@@ -154,10 +154,17 @@ pub async fn login(
             detail: "this workspace does not allow sign-ins from this address",
         });
     }
-    let (hash, teammate, totp_enabled, totp) = match cell.login_record(&ws, &email).await? {
-        Some(r) => (r.password_hash, Some(r.teammate_id), r.totp_enabled, r.totp),
-        None => (None, None, false, None),
-    };
+    let (hash, teammate, totp_enabled, totp, passkeys) =
+        match cell.login_record(&ws, &email).await? {
+            Some(r) => (
+                r.password_hash,
+                Some(r.teammate_id),
+                r.totp_enabled,
+                r.totp,
+                r.passkeys,
+            ),
+            None => (None, None, false, None, 0),
+        };
     let ip_text = ip.to_string();
     if !verify_off_runtime(req.password.clone(), hash).await? {
         cell.record_login_failure(&ws, &subjects, teammate.as_ref(), &ip_text, "bad_password")
@@ -167,18 +174,24 @@ pub async fn login(
     let Some(teammate) = teammate else {
         return Err(BAD_CREDENTIALS);
     };
-    if totp_enabled {
-        let Some(secret) = &totp else {
-            return Err(BAD_CREDENTIALS);
-        };
+    if totp_enabled || passkeys > 0 {
         let Some(code) = req.otp.as_deref() else {
             cell.record_login_failure(&ws, &subjects, Some(&teammate), &ip_text, "otp_missing")
                 .await?;
-            return Err(ApiError::Unauthorized {
-                code: "otp_required",
-                detail: "this account has two-factor authentication: send otp",
+            // With passkeys, answer with a WebAuthn challenge to complete the sign-in.
+            let (passkey_login_id, passkey_challenge) = if passkeys > 0 {
+                let (id, challenge) =
+                    crate::routes::passkeys::start_login(&state, &cell, &ws, &teammate).await?;
+                (Some(id), Some(challenge))
+            } else {
+                (None, None)
+            };
+            return Err(ApiError::SecondFactorRequired {
+                passkey_login_id,
+                passkey_challenge,
             });
         };
+        let secret = if totp_enabled { totp.as_ref() } else { None };
         if !check_second_factor(&cell, &ws, &teammate, secret, code).await? {
             cell.record_login_failure(&ws, &subjects, Some(&teammate), &ip_text, "bad_otp")
                 .await?;
@@ -186,12 +199,23 @@ pub async fn login(
         }
     }
     cell.clear_login_failures(&ws, &account).await?;
-    let (session_id, token, csrf) = cell.create_session(&ws, &teammate).await?;
+    signed_in(&cell, &ws, &teammate, totp_enabled || passkeys > 0).await
+}
+
+/// Open a session and answer with its cookie and CSRF token.
+pub(crate) async fn signed_in(
+    cell: &Cell,
+    ws: &WorkspaceId,
+    teammate: &TeammateId,
+    two_factor: bool,
+) -> Result<Response, ApiError> {
+    let security = cell.security_settings(ws).await?;
+    let (session_id, token, csrf) = cell.create_session(ws, teammate).await?;
     let body = LoginResponse {
         teammate_id: teammate.to_string(),
         session_id: session_id.to_string(),
         csrf_token: csrf.expose().to_owned(),
-        must_enrol_two_factor: security.require_two_factor && !totp_enabled,
+        must_enrol_two_factor: security.require_two_factor && !two_factor,
     };
     let mut headers = HeaderMap::new();
     headers.insert(
@@ -346,7 +370,7 @@ pub async fn disable_totp(
             detail: "two-factor authentication is not on",
         });
     };
-    if !check_second_factor(&t.auth.cell, ws, me, &secret, &req.code).await? {
+    if !check_second_factor(&t.auth.cell, ws, me, Some(&secret), &req.code).await? {
         return Err(BAD_CREDENTIALS);
     }
     t.auth.cell.disable_totp(ws, me).await?;

@@ -8,5 +8,6 @@ pub mod conversations;
 pub mod events;
 pub mod messenger;
 pub mod operator;
+pub mod passkeys;
 pub mod system;
 pub mod teammates;

@@ -47,6 +47,8 @@ pub struct LoginRecord {
     pub password_hash: Option<PasswordHash>,
     pub totp: Option<TotpSecret>,
     pub totp_enabled: bool,
+    /// How many passkeys the teammate has.
+    pub passkeys: i64,
 }
 
 /// A live teammate session.
@@ -302,7 +304,7 @@ impl Cell {
             email: s.open_text("email", &col::<Vec<u8>>(row, "email_ct")?)?,
             name: s.open_text("name", &col::<Vec<u8>>(row, "name_ct")?)?,
             role: parse_id(TeammateRole::parse(&col::<String>(row, "role")?))?,
-            two_factor: col::<i64>(row, "totp_enabled")? != 0,
+            two_factor: col::<i64>(row, "totp_enabled")? != 0 || col::<i64>(row, "passkeys")? > 0,
             has_password: col::<Option<String>>(row, "password_hash")?.is_some(),
             created_at: col(row, "created_at")?,
             id: parse_id(TeammateId::parse(&id))?,
@@ -313,7 +315,7 @@ impl Cell {
     pub async fn list_teammates(&self, ws: &WorkspaceId) -> Result<Vec<Teammate>, StoreError> {
         self.check_region(ws)?;
         let rows = sqlx::query(
-            "SELECT id, email_ct, name_ct, ws_key_version, role, password_hash, totp_enabled, created_at FROM teammates WHERE workspace_id = $1 AND removed_at IS NULL ORDER BY id LIMIT 1000",
+            "SELECT id, email_ct, name_ct, ws_key_version, role, password_hash, totp_enabled, created_at, (SELECT COUNT(*) FROM teammate_passkeys p WHERE p.workspace_id = teammates.workspace_id AND p.teammate_id = teammates.id) AS passkeys FROM teammates WHERE workspace_id = $1 AND removed_at IS NULL ORDER BY id LIMIT 1000",
         )
         .bind(ws.as_str())
         .fetch_all(&self.pool)
@@ -334,7 +336,7 @@ impl Cell {
     ) -> Result<Teammate, StoreError> {
         self.check_region(ws)?;
         let row = sqlx::query(
-            "SELECT id, email_ct, name_ct, ws_key_version, role, password_hash, totp_enabled, created_at FROM teammates WHERE workspace_id = $1 AND id = $2 AND removed_at IS NULL",
+            "SELECT id, email_ct, name_ct, ws_key_version, role, password_hash, totp_enabled, created_at, (SELECT COUNT(*) FROM teammate_passkeys p WHERE p.workspace_id = teammates.workspace_id AND p.teammate_id = teammates.id) AS passkeys FROM teammates WHERE workspace_id = $1 AND id = $2 AND removed_at IS NULL",
         )
         .bind(ws.as_str())
         .bind(id.as_str())
@@ -449,6 +451,14 @@ impl Cell {
                 two(),
             ),
             Stmt::new(
+                "DELETE FROM teammate_passkeys WHERE workspace_id = $1 AND teammate_id = $2",
+                two(),
+            ),
+            Stmt::new(
+                "DELETE FROM webauthn_ceremonies WHERE workspace_id = $1 AND teammate_id = $2",
+                two(),
+            ),
+            Stmt::new(
                 "DELETE FROM api_tokens WHERE workspace_id = $1 AND created_by = $2",
                 two(),
             ),
@@ -485,7 +495,7 @@ impl Cell {
         self.check_region(ws)?;
         let wk = self.current_workspace_keys(ws).await?;
         let row = sqlx::query(
-            "SELECT id, password_hash, totp_secret_ct, totp_enabled, ws_key_version FROM teammates WHERE workspace_id = $1 AND email_bidx = $2 AND removed_at IS NULL",
+            "SELECT id, password_hash, totp_secret_ct, totp_enabled, ws_key_version, (SELECT COUNT(*) FROM teammate_passkeys p WHERE p.workspace_id = teammates.workspace_id AND p.teammate_id = teammates.id) AS passkeys FROM teammates WHERE workspace_id = $1 AND email_bidx = $2 AND removed_at IS NULL",
         )
         .bind(ws.as_str())
         .bind(wk.blind.index("teammate_email", email.as_str()))
@@ -511,6 +521,7 @@ impl Cell {
                 .transpose()?,
             totp,
             totp_enabled: col::<i64>(&row, "totp_enabled")? != 0,
+            passkeys: col(&row, "passkeys")?,
             teammate_id: parse_id(TeammateId::parse(&id))?,
         }))
     }
@@ -859,7 +870,7 @@ impl Cell {
     ) -> Result<Option<SessionPrincipal>, StoreError> {
         let hash = TokenHash::of(presented);
         let row = sqlx::query(
-            "SELECT s.id, s.workspace_id, s.teammate_id, s.csrf_hash, s.created_at, s.last_seen_at, t.role, t.totp_enabled FROM teammate_sessions s JOIN teammates t ON t.workspace_id = s.workspace_id AND t.id = s.teammate_id WHERE s.token_hash = $1 AND t.removed_at IS NULL",
+            "SELECT s.id, s.workspace_id, s.teammate_id, s.csrf_hash, s.created_at, s.last_seen_at, t.role, t.totp_enabled, (SELECT COUNT(*) FROM teammate_passkeys p WHERE p.workspace_id = s.workspace_id AND p.teammate_id = s.teammate_id) AS passkeys FROM teammate_sessions s JOIN teammates t ON t.workspace_id = s.workspace_id AND t.id = s.teammate_id WHERE s.token_hash = $1 AND t.removed_at IS NULL",
         )
         .bind(hash.as_bytes().as_slice())
         .fetch_optional(&self.pool)
@@ -892,7 +903,7 @@ impl Cell {
         Ok(Some(SessionPrincipal {
             teammate_id: parse_id(TeammateId::parse(&col::<String>(&row, "teammate_id")?))?,
             session_id: parse_id(SessionId::parse(&col::<String>(&row, "id")?))?,
-            two_factor: col::<i64>(&row, "totp_enabled")? != 0,
+            two_factor: col::<i64>(&row, "totp_enabled")? != 0 || col::<i64>(&row, "passkeys")? > 0,
             require_two_factor: settings.require_two_factor,
             ip_allowlist: settings.ip_allowlist,
             csrf_hash: col(&row, "csrf_hash")?,
