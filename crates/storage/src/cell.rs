@@ -253,6 +253,13 @@ impl Cell {
             .map_err(StoreError::Db)
     }
 
+    /// Write one statement that must change exactly one row (`NotFound` otherwise).
+    async fn exactly_one(&self, sql: &'static str, args: Vec<Arg>) -> Result<(), StoreError> {
+        self.writer
+            .write(vec![Stmt::new(sql, args).expect(1)])
+            .await
+    }
+
     fn check_region(&self, ws: &WorkspaceId) -> Result<(), StoreError> {
         // Routing sends a workspace only to its own cell; refuse anything else outright.
         if ws.region() != self.region {

@@ -203,15 +203,11 @@ impl Cell {
         id: &MessengerSecretId,
     ) -> Result<(), StoreError> {
         self.check_region(ws)?;
-        self.writer
-            .write(vec![
-                Stmt::new(
-                    "DELETE FROM messenger_secrets WHERE workspace_id = $1 AND id = $2",
-                    vec![Arg::Text(ws.to_string()), Arg::Text(id.to_string())],
-                )
-                .expect(1),
-            ])
-            .await
+        self.exactly_one(
+            "DELETE FROM messenger_secrets WHERE workspace_id = $1 AND id = $2",
+            vec![Arg::Text(ws.to_string()), Arg::Text(id.to_string())],
+        )
+        .await
     }
 
     /// The active secrets valid for `platform`, ready to verify hashes and JWTs.

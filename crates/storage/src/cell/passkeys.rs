@@ -107,10 +107,7 @@ impl Cell {
             .find(|p| &p.id == id)
             .ok_or(StoreError::NotFound)?
             .name;
-        self.writer
-            .write(vec![
-                Stmt::new(
-                    "UPDATE teammate_passkeys SET passkey_ct = $4, name_ct = $5, ws_key_version = $6 WHERE workspace_id = $1 AND teammate_id = $2 AND id = $3",
+        self.exactly_one("UPDATE teammate_passkeys SET passkey_ct = $4, name_ct = $5, ws_key_version = $6 WHERE workspace_id = $1 AND teammate_id = $2 AND id = $3",
                     vec![
                         Arg::Text(ws.to_string()),
                         Arg::Text(teammate.to_string()),
@@ -118,11 +115,7 @@ impl Cell {
                         Arg::Bytes(s.seal("credential", credential)?),
                         Arg::Bytes(s.seal("name", name.as_bytes())?),
                         Arg::Int(wk.version),
-                    ],
-                )
-                .expect(1),
-            ])
-            .await
+                    ]).await
     }
 
     pub async fn delete_passkey(
@@ -131,19 +124,12 @@ impl Cell {
         teammate: &TeammateId,
         id: &PasskeyId,
     ) -> Result<(), StoreError> {
-        self.writer
-            .write(vec![
-                Stmt::new(
-                    "DELETE FROM teammate_passkeys WHERE workspace_id = $1 AND teammate_id = $2 AND id = $3",
+        self.exactly_one("DELETE FROM teammate_passkeys WHERE workspace_id = $1 AND teammate_id = $2 AND id = $3",
                     vec![
                         Arg::Text(ws.to_string()),
                         Arg::Text(teammate.to_string()),
                         Arg::Text(id.to_string()),
-                    ],
-                )
-                .expect(1),
-            ])
-            .await
+                    ]).await
     }
 
     /// Park a ceremony's state; the returned token names it (five minutes, single use).
@@ -203,14 +189,10 @@ impl Cell {
         let Some(row) = row else { return Ok(None) };
         // Single use: whoever deletes the row owns the ceremony.
         match self
-            .writer
-            .write(vec![
-                Stmt::new(
-                    "DELETE FROM webauthn_ceremonies WHERE token_hash = $1",
-                    vec![Arg::Bytes(hash.as_bytes().to_vec())],
-                )
-                .expect(1),
-            ])
+            .exactly_one(
+                "DELETE FROM webauthn_ceremonies WHERE token_hash = $1",
+                vec![Arg::Bytes(hash.as_bytes().to_vec())],
+            )
             .await
         {
             Err(StoreError::NotFound) => return Ok(None),

@@ -534,20 +534,12 @@ impl Cell {
         id: &TeammateId,
         step: u64,
     ) -> Result<(), StoreError> {
-        let r = self
-            .writer
-            .write(vec![
-                Stmt::new(
-                    "UPDATE teammates SET totp_last_step = $3 WHERE workspace_id = $1 AND id = $2 AND (totp_last_step IS NULL OR totp_last_step < $3)",
+        let r = self.exactly_one("UPDATE teammates SET totp_last_step = $3 WHERE workspace_id = $1 AND id = $2 AND (totp_last_step IS NULL OR totp_last_step < $3)",
                     vec![
                         Arg::Text(ws.to_string()),
                         Arg::Text(id.to_string()),
                         Arg::Int(step as i64),
-                    ],
-                )
-                .expect(1),
-            ])
-            .await;
+                    ]).await;
         match r {
             Err(StoreError::NotFound) => Err(StoreError::Conflict("totp_replay")),
             other => other,
@@ -561,19 +553,12 @@ impl Cell {
         id: &TeammateId,
         code_hash: [u8; 32],
     ) -> Result<(), StoreError> {
-        self.writer
-            .write(vec![
-                Stmt::new(
-                    "DELETE FROM recovery_codes WHERE workspace_id = $1 AND teammate_id = $2 AND code_hash = $3",
+        self.exactly_one("DELETE FROM recovery_codes WHERE workspace_id = $1 AND teammate_id = $2 AND code_hash = $3",
                     vec![
                         Arg::Text(ws.to_string()),
                         Arg::Text(id.to_string()),
                         Arg::Bytes(code_hash.to_vec()),
-                    ],
-                )
-                .expect(1),
-            ])
-            .await
+                    ]).await
     }
 
     /// Store a new (not yet enabled) TOTP secret for enrolment.
@@ -596,19 +581,12 @@ impl Cell {
         let key_id = ws_key_id(version);
         let ct = Sealer::new("teammates", &k.aead, ws, id.as_str(), &key_id)
             .seal("totp_secret", secret.expose())?;
-        self.writer
-            .write(vec![
-                Stmt::new(
-                    "UPDATE teammates SET totp_secret_ct = $3, totp_last_step = NULL WHERE workspace_id = $1 AND id = $2 AND totp_enabled = 0 AND removed_at IS NULL",
+        self.exactly_one("UPDATE teammates SET totp_secret_ct = $3, totp_last_step = NULL WHERE workspace_id = $1 AND id = $2 AND totp_enabled = 0 AND removed_at IS NULL",
                     vec![
                         Arg::Text(ws.to_string()),
                         Arg::Text(id.to_string()),
                         Arg::Bytes(ct),
-                    ],
-                )
-                .expect(1),
-            ])
-            .await
+                    ]).await
             .map_err(|e| match e {
                 StoreError::NotFound => StoreError::Conflict("two_factor_already_enabled"),
                 e => e,
@@ -958,19 +936,12 @@ impl Cell {
         teammate: &TeammateId,
         id: &SessionId,
     ) -> Result<(), StoreError> {
-        self.writer
-            .write(vec![
-                Stmt::new(
-                    "DELETE FROM teammate_sessions WHERE workspace_id = $1 AND teammate_id = $2 AND id = $3",
+        self.exactly_one("DELETE FROM teammate_sessions WHERE workspace_id = $1 AND teammate_id = $2 AND id = $3",
                     vec![
                         Arg::Text(ws.to_string()),
                         Arg::Text(teammate.to_string()),
                         Arg::Text(id.to_string()),
-                    ],
-                )
-                .expect(1),
-            ])
-            .await
+                    ]).await
     }
 
     /// True when the workspace has no teammate yet (the first one must be an owner).
@@ -1092,21 +1063,14 @@ impl Cell {
         let key_id = ws_key_id(wk.version);
         let name_ct = Sealer::new("roles", &wk.aead, ws, role.id.as_str(), &key_id)
             .seal("name", role.name.as_bytes())?;
-        self.writer
-            .write(vec![
-                Stmt::new(
-                    "UPDATE roles SET name_ct = $3, ws_key_version = $4, permissions = $5 WHERE workspace_id = $1 AND id = $2",
+        self.exactly_one("UPDATE roles SET name_ct = $3, ws_key_version = $4, permissions = $5 WHERE workspace_id = $1 AND id = $2",
                     vec![
                         Arg::Text(ws.to_string()),
                         Arg::Text(role.id.to_string()),
                         Arg::Bytes(name_ct),
                         Arg::Int(wk.version),
                         Arg::Text(role.permissions.encode()),
-                    ],
-                )
-                .expect(1),
-            ])
-            .await
+                    ]).await
     }
 
     /// Delete a custom role nobody holds (`Conflict("role_in_use")` otherwise).
@@ -1116,16 +1080,8 @@ impl Cell {
         id: &interlock_domain::RoleId,
     ) -> Result<(), StoreError> {
         self.get_role(ws, id).await?;
-        let r = self
-            .writer
-            .write(vec![
-                Stmt::new(
-                    "DELETE FROM roles WHERE workspace_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM teammates t WHERE t.workspace_id = $1 AND t.role = $2 AND t.removed_at IS NULL)",
-                    vec![Arg::Text(ws.to_string()), Arg::Text(id.to_string())],
-                )
-                .expect(1),
-            ])
-            .await;
+        let r = self.exactly_one("DELETE FROM roles WHERE workspace_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM teammates t WHERE t.workspace_id = $1 AND t.role = $2 AND t.removed_at IS NULL)",
+                    vec![Arg::Text(ws.to_string()), Arg::Text(id.to_string())]).await;
         match r {
             Err(StoreError::NotFound) => Err(StoreError::Conflict("role_in_use")),
             other => other,

@@ -207,15 +207,11 @@ impl Cell {
         id: &ApiTokenId,
     ) -> Result<(), StoreError> {
         self.check_region(ws)?;
-        self.writer
-            .write(vec![
-                Stmt::new(
-                    "DELETE FROM api_tokens WHERE workspace_id = $1 AND id = $2",
-                    vec![Arg::Text(ws.to_string()), Arg::Text(id.to_string())],
-                )
-                .expect(1),
-            ])
-            .await?;
+        self.exactly_one(
+            "DELETE FROM api_tokens WHERE workspace_id = $1 AND id = $2",
+            vec![Arg::Text(ws.to_string()), Arg::Text(id.to_string())],
+        )
+        .await?;
         self.tokens.clear();
         Ok(())
     }
