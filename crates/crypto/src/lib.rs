@@ -2,7 +2,7 @@
 //!
 //! Region master key (a file outside the database) → workspace key (random, wrapped by the
 //! master key) → subject key (random, one per data subject, wrapped by the workspace key) →
-//! field ciphertexts (AES-256-GCM, associated data binding workspace, record, field and key).
+//! field ciphertexts (AES-256-GCM, associated data binding workspace, table, record and field).
 //! Every primitive comes from aws-lc-rs; nothing here is hand-rolled.
 
 pub mod aead;

@@ -241,6 +241,7 @@ impl Cell {
 
     /// Close connections (and let SQLite checkpoint its WAL).
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 

@@ -123,6 +123,12 @@ struct Job {
     reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
+/// What the writer thread receives: work, or the request to finish and close its connection.
+enum Msg {
+    Work(Job),
+    Close(oneshot::Sender<()>),
+}
+
 /// Counters of the writer, read by the benchmark and exported as metrics.
 #[derive(Debug, Default)]
 pub struct WriterStats {
@@ -146,7 +152,7 @@ impl WriterStats {
 /// Handle to a cell's writer task.
 #[derive(Debug, Clone)]
 pub struct Writer {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::Sender<Msg>,
     pub stats: Arc<WriterStats>,
 }
 
@@ -203,10 +209,19 @@ impl Writer {
     pub async fn write(&self, unit: Unit) -> Result<(), StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Job { unit, reply })
+            .send(Msg::Work(Job { unit, reply }))
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Finish the queued work, then close the writer's connection (for SQLite, the last
+    /// connection's close checkpoints and removes the WAL) and wait until it is closed.
+    pub async fn close(&self) {
+        let (done, rx) = oneshot::channel();
+        if self.tx.send(Msg::Close(done)).await.is_ok() {
+            let _ = rx.await;
+        }
     }
 }
 
@@ -312,13 +327,24 @@ async fn commit_one(conn: &mut AnyConnection, job: &Job) -> Result<(), StoreErro
     tx.commit().await.map_err(StoreError::from_db)
 }
 
-async fn run_writer(mut conn: AnyConnection, mut rx: mpsc::Receiver<Job>, stats: Arc<WriterStats>) {
+async fn run_writer(mut conn: AnyConnection, mut rx: mpsc::Receiver<Msg>, stats: Arc<WriterStats>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut closing = None;
     while let Some(first) = rx.recv().await {
-        batch.push(first);
+        match first {
+            Msg::Work(job) => batch.push(job),
+            Msg::Close(done) => {
+                closing = Some(done);
+                break;
+            }
+        }
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(Msg::Work(job)) => batch.push(job),
+                Ok(Msg::Close(done)) => {
+                    closing = Some(done);
+                    break;
+                }
                 Err(_) => break,
             }
         }
@@ -356,6 +382,13 @@ async fn run_writer(mut conn: AnyConnection, mut rx: mpsc::Receiver<Job>, stats:
                 }
             }
         }
+        if closing.is_some() {
+            break;
+        }
+    }
+    let _ = conn.close().await;
+    if let Some(done) = closing {
+        let _ = done.send(());
     }
 }
 
