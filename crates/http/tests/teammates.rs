@@ -82,6 +82,9 @@ async fn invite_sign_in_csrf_and_sign_out(store: Store) {
     for (pw, code) in [
         ("short", "password_too_short"),
         ("password1234", "password_too_common"),
+        // The teammate's own email and name count as common for them.
+        ("owner@example.com!", "password_too_common"),
+        ("OliveOliveOlive", "password_too_common"),
     ] {
         let a = app
             .anon(

@@ -71,7 +71,8 @@ pub async fn accept_invitation(
     )
     .ok_or(ApiError::NotFound)?;
     let cell = state.cell(region)?;
-    policy(&req.password, &[])?;
+    let teammate = cell.invitation_teammate(&req.token).await?;
+    policy(&req.password, &[&teammate.email, &teammate.name])?;
     let pw = req.password.clone();
     let hash = tokio::task::spawn_blocking(move || password::hash_password(&pw))
         .await

@@ -248,6 +248,26 @@ impl Cell {
         Ok(found.is_some())
     }
 
+    /// The teammate a live invitation is for (to check a new password against their own
+    /// email and name before it is hashed); `NotFound` for an unknown, used or expired one.
+    pub async fn invitation_teammate(&self, presented: &str) -> Result<Teammate, StoreError> {
+        let hash = TokenHash::of(presented);
+        let row = sqlx::query(
+            "SELECT workspace_id, teammate_id, expires_at FROM invitations WHERE token_hash = $1",
+        )
+        .bind(hash.as_bytes().as_slice())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::Db)?
+        .ok_or(StoreError::NotFound)?;
+        if col::<i64>(&row, "expires_at")? <= now_ms() {
+            return Err(StoreError::NotFound);
+        }
+        let ws = parse_id(WorkspaceId::parse(&col::<String>(&row, "workspace_id")?))?;
+        let tm = parse_id(TeammateId::parse(&col::<String>(&row, "teammate_id")?))?;
+        self.get_teammate(&ws, &tm).await
+    }
+
     /// Use an invitation: set the teammate's password and delete the invitation.
     pub async fn accept_invitation(
         &self,
