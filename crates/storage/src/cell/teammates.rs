@@ -26,6 +26,17 @@ use super::{Cell, Sealer, col, parse_id, ws_key_id};
 use crate::db::{Arg, Stmt};
 use crate::{StoreError, now_ms};
 
+/// The columns a [`Teammate`] is decoded from, for this workspace's current teammates, with a
+/// literal tail (kept a literal so every query text stays static).
+macro_rules! teammate_select {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, email_ct, name_ct, ws_key_version, role, password_hash, totp_enabled, created_at, (SELECT COUNT(*) FROM teammate_passkeys p WHERE p.workspace_id = teammates.workspace_id AND p.teammate_id = teammates.id) AS passkeys FROM teammates WHERE workspace_id = $1 AND removed_at IS NULL",
+            $tail
+        )
+    };
+}
+
 /// How long an invitation stays valid.
 pub const INVITATION_TTL_MS: i64 = 7 * 86_400 * 1000;
 
@@ -334,13 +345,11 @@ impl Cell {
     /// The workspace's current (not removed) teammates, oldest first.
     pub async fn list_teammates(&self, ws: &WorkspaceId) -> Result<Vec<Teammate>, StoreError> {
         self.check_region(ws)?;
-        let rows = sqlx::query(
-            "SELECT id, email_ct, name_ct, ws_key_version, role, password_hash, totp_enabled, created_at, (SELECT COUNT(*) FROM teammate_passkeys p WHERE p.workspace_id = teammates.workspace_id AND p.teammate_id = teammates.id) AS passkeys FROM teammates WHERE workspace_id = $1 AND removed_at IS NULL ORDER BY id LIMIT 1000",
-        )
-        .bind(ws.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::Db)?;
+        let rows = sqlx::query(teammate_select!(" ORDER BY id LIMIT 1000"))
+            .bind(ws.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::Db)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let wk = self.workspace_keys(ws, col(row, "ws_key_version")?).await?;
@@ -355,15 +364,13 @@ impl Cell {
         id: &TeammateId,
     ) -> Result<Teammate, StoreError> {
         self.check_region(ws)?;
-        let row = sqlx::query(
-            "SELECT id, email_ct, name_ct, ws_key_version, role, password_hash, totp_enabled, created_at, (SELECT COUNT(*) FROM teammate_passkeys p WHERE p.workspace_id = teammates.workspace_id AND p.teammate_id = teammates.id) AS passkeys FROM teammates WHERE workspace_id = $1 AND id = $2 AND removed_at IS NULL",
-        )
-        .bind(ws.as_str())
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::Db)?
-        .ok_or(StoreError::NotFound)?;
+        let row = sqlx::query(teammate_select!(" AND id = $2"))
+            .bind(ws.as_str())
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::Db)?
+            .ok_or(StoreError::NotFound)?;
         let wk = self
             .workspace_keys(ws, col(&row, "ws_key_version")?)
             .await?;
