@@ -35,6 +35,9 @@ if bad:
     sys.exit(1)
 PY
 
+# cargo-deny reads metadata offline: every platform's crates must be in the local cache
+# (a build fetches only this platform's).
+cargo fetch --locked >/dev/null
 cargo deny --offline --locked check --hide-inclusion-graph advisories licenses bans sources
 
 # Duplicate versions of crypto/TLS/HTTP crates must each be explained under [bans].skip.

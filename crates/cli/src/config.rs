@@ -87,6 +87,10 @@ pub struct FileConfig {
     /// The messenger's abuse limits: `[messenger] boots_per_minute_per_ip = 60`, ….
     #[serde(default)]
     pub messenger: MessengerConfig,
+    /// The activity log: `[activity] checkpoint_every_entries = 1000`, `retention_days`,
+    /// `[[activity.sinks]]` (SIEM) and `[[activity.checkpoint_sinks]]`.
+    #[serde(default)]
+    pub activity: interlock_http::activity_tasks::ActivitySettings,
 }
 
 /// `[messenger]`: every field optional; defaults in [`interlock_http::MessengerLimits`].
@@ -247,6 +251,8 @@ pub fn settings(args: &ServeArgs, file: &FileConfig) -> Result<(Settings, Socket
         bail!("public_origin must be an https:// origin");
     }
     s.public_origin = file.public_origin.clone();
+    file.activity.validate().map_err(|e| anyhow::anyhow!(e))?;
+    s.activity = file.activity.clone();
     s.tls = match (&file.tls_cert, &file.tls_key) {
         (Some(cert), Some(key)) => Some(CertSource {
             cert: cert.clone(),

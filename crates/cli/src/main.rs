@@ -1,9 +1,11 @@
-//! The `interlock` binary: `serve`, `keys`, `bench` and `version`.
+//! The `interlock` binary: `serve`, `keys`, `audit`, `bench` and `version`.
 //!
 //! Configuration is layered: defaults, then a TOML file (`--config`), then `INTERLOCK_*`
 //! environment variables, then flags. It is checked before anything listens.
 
+mod audit;
 mod bench;
+mod bench_activity;
 mod config;
 mod version;
 
@@ -45,6 +47,11 @@ enum Command {
         #[arg(long)]
         sbom: bool,
     },
+    /// Check the tamper-evident activity log (a data folder, or an export offline).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -80,6 +87,13 @@ enum KeysCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Verify hash chains and signed checkpoints; exit 0 when intact, non-zero naming the
+    /// first bad entry otherwise.
+    Verify(audit::VerifyArgs),
+}
+
+#[derive(Debug, Subcommand)]
 enum BenchCommand {
     /// Conversation parts per second through the HTTPS API, against its two floors.
     Ingest(bench::IngestArgs),
@@ -87,6 +101,8 @@ enum BenchCommand {
     Crypto(bench::CryptoArgs),
     /// Messenger identity verification (user_hash, JWT) against one bare HMAC-SHA-256.
     Identity(bench::IdentityArgs),
+    /// Activity log appends and verification against their floors.
+    Activity(bench_activity::ActivityArgs),
 }
 
 fn init_logging() {
@@ -118,6 +134,9 @@ async fn run(cli: Cli) -> Result<()> {
             serve(args).await
         }
         Command::Keys { command } => keys(command).await,
+        Command::Audit {
+            command: AuditCommand::Verify(args),
+        } => audit::verify(args).await,
         Command::Version { sbom } => {
             print!("{}", version::render(sbom));
             Ok(())
@@ -131,6 +150,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             command: BenchCommand::Identity(args),
         } => bench::identity(args),
+        Command::Bench {
+            command: BenchCommand::Activity(args),
+        } => bench_activity::run(args).await,
     }
 }
 

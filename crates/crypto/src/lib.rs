@@ -6,6 +6,7 @@
 //! Every primitive comes from aws-lc-rs; nothing here is hand-rolled.
 
 pub mod aead;
+pub mod audit;
 pub mod blind;
 pub mod error;
 pub mod identity;
@@ -15,6 +16,10 @@ pub mod token;
 pub mod totp;
 
 pub use aead::{Aad, AeadKey, KeyMaterial};
+pub use audit::{
+    AuditError, AuditPublicKey, AuditSigningKey, Checkpoint, CheckpointKind, ExportFailure,
+    ExportSummary, SignedCheckpoint, verify_export,
+};
 pub use blind::BlindIndexKey;
 pub use error::CryptoError;
 pub use identity::{JwtClaims, JwtError, JwtPolicy, SecretValue, VerificationSecret};

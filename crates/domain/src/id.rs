@@ -140,6 +140,10 @@ typed_id!(
     /// One data subject's encryption key. Destroying it shreds the subject's data.
     SubjectKeyId, "sk", "subject_key_id"
 );
+typed_id!(
+    /// One activity log entry.
+    ActivityId, "al", "activity_id"
+);
 
 /// A workspace id: `ws_<region>_<32 hex>`. The region is part of the id so a request can be
 /// routed (or refused with 421) before any store is read.

@@ -4,6 +4,7 @@
 //! identifiers that are parsed (never merely validated) at the edge, and validated inputs for
 //! customer data. A value of one of these types is proof that its checks ran.
 
+pub mod activity;
 pub mod error;
 pub mod id;
 pub mod input;
@@ -12,10 +13,11 @@ pub mod permission;
 pub mod region;
 pub mod teammate;
 
+pub use activity::{ActivityEntry, ActivityType, Actor, ActorType, NewActivity, Target};
 pub use error::DomainError;
 pub use id::{
-    ApiTokenId, AttachmentId, ContactId, ConversationId, EventId, MessengerSecretId, PartId,
-    PasskeyId, RoleId, SessionId, SubjectKeyId, TeammateId, WorkspaceId,
+    ActivityId, ApiTokenId, AttachmentId, ContactId, ConversationId, EventId, MessengerSecretId,
+    PartId, PasskeyId, RoleId, SessionId, SubjectKeyId, TeammateId, WorkspaceId,
 };
 pub use input::{
     AttachmentName, Author, AuthorType, Body, ContactPatch, ContactRole, CustomAttributes, Email,

@@ -8,9 +8,9 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
-use interlock_domain::{Decision, Permission, authorize};
+use interlock_domain::{ActivityType, Decision, Permission, Target, authorize};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -90,6 +90,26 @@ impl<P: Needs + Send + Sync> FromRequestParts<Arc<AppState>> for Allowed<P> {
             Decision::Deny(missing) => {
                 metrics::counter!("interlock_authz_denied_total", "permission" => missing.as_str())
                     .increment(1);
+                // Refused attempts to change or delete something go into the activity log.
+                let safe = matches!(
+                    parts.method,
+                    axum::http::Method::GET
+                        | axum::http::Method::HEAD
+                        | axum::http::Method::OPTIONS
+                );
+                if !safe {
+                    let route = parts
+                        .extensions
+                        .get::<MatchedPath>()
+                        .map(|m| m.as_str().to_owned())
+                        .unwrap_or_default();
+                    let act = auth
+                        .activity(ActivityType::AccessDenied, Target::kind("endpoint"))
+                        .with("permission", missing.as_str())
+                        .with("method", parts.method.as_str())
+                        .with("route", route);
+                    auth.cell.record_activity(&auth.workspace, &act).await?;
+                }
                 Err(ApiError::PermissionDenied {
                     permission: missing,
                 })

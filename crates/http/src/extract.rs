@@ -10,7 +10,10 @@ use axum::http::header;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use interlock_crypto::{RegionToken, TokenHash, TokenKind};
-use interlock_domain::{ApiTokenId, PermissionSet, SessionId, TeammateId, WorkspaceId};
+use interlock_domain::{
+    ActivityType, Actor, ActorType, ApiTokenId, NewActivity, PermissionSet, SessionId, Target,
+    TeammateId, WorkspaceId,
+};
 use interlock_storage::Cell;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -171,6 +174,8 @@ pub struct WorkspaceAuth {
     pub teammate: Option<TeammateSession>,
     /// The client's address (the TCP peer).
     pub ip: IpAddr,
+    /// Who is acting, for the activity log (teammate or API token, address, user agent).
+    pub actor: Actor,
 }
 
 impl WorkspaceAuth {
@@ -178,9 +183,46 @@ impl WorkspaceAuth {
     pub fn teammate_id(&self) -> Option<&TeammateId> {
         self.teammate.as_ref().map(|t| &t.teammate_id)
     }
+
+    /// An activity entry by this request's principal.
+    pub fn activity(&self, kind: ActivityType, target: Target) -> NewActivity {
+        NewActivity::new(kind, &self.actor, target)
+    }
 }
 
-fn client_ip(parts: &Parts) -> IpAddr {
+/// The request's user agent header, if it is text.
+pub(crate) fn user_agent(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// A request's actor before it is authenticated (sign-in, invitations): a teammate whose id
+/// is not known yet.
+pub(crate) fn anonymous_teammate(parts: &Parts) -> Actor {
+    Actor::new(
+        ActorType::Teammate,
+        None,
+        Some(client_ip(parts)),
+        user_agent(parts),
+    )
+}
+
+/// The source of a request (address and user agent), for handlers that record activity
+/// before a principal exists (sign-in, invitations).
+#[derive(Debug, Clone)]
+pub struct RequestSource(pub Actor);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestSource {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(RequestSource(anonymous_teammate(parts)))
+    }
+}
+
+pub(crate) fn client_ip(parts: &Parts) -> IpAddr {
     parts
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
@@ -249,6 +291,12 @@ async fn from_session(
             principal.permissions
         },
         token_id: None,
+        actor: Actor::new(
+            ActorType::Teammate,
+            Some(principal.teammate_id.to_string()),
+            Some(ip),
+            user_agent(parts),
+        ),
         teammate: Some(TeammateSession {
             teammate_id: principal.teammate_id,
             session_id: principal.session_id,
@@ -293,13 +341,20 @@ impl FromRequestParts<Arc<AppState>> for WorkspaceAuth {
                 code: "invalid_token",
                 detail: "the token is not valid, has expired or was revoked",
             })?;
+        let ip = client_ip(parts);
         Ok(WorkspaceAuth {
             workspace: principal.workspace,
             cell,
             permissions: principal.permissions,
+            actor: Actor::new(
+                ActorType::ApiToken,
+                principal.token_id.as_ref().map(|t| t.to_string()),
+                Some(ip),
+                user_agent(parts),
+            ),
             token_id: principal.token_id,
             teammate: None,
-            ip: client_ip(parts),
+            ip,
         })
     }
 }

@@ -9,6 +9,7 @@
 //! - Logs carry method, route template, status and timing: never bodies, query strings or
 //!   tokens.
 
+pub mod activity_tasks;
 pub mod authz;
 pub mod dto;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod openapi;
 pub mod passkeys;
 pub mod routes;
 pub mod server;
+pub mod sinks;
 pub mod tls;
 
 use std::collections::BTreeMap;
@@ -41,8 +43,8 @@ use tower_http::timeout::TimeoutLayer;
 use crate::error::ApiError;
 pub use crate::messenger::{MessengerLimits, RateLimits};
 use crate::routes::{
-    access, auth, contacts, conversations, events, messenger as messenger_routes, operator,
-    passkeys as passkey_routes, system, teammates,
+    access, activity as activity_routes, auth, contacts, conversations, events,
+    messenger as messenger_routes, operator, passkeys as passkey_routes, system, teammates,
 };
 
 /// Size limits on request bodies, and the messenger's abuse limits.
@@ -163,13 +165,18 @@ fn api_routes(limits: Limits) -> Router<Arc<AppState>> {
         .route("/v1/contacts", post(contacts::create).get(contacts::list))
         .route(
             "/v1/contacts/{id}",
-            get(contacts::get).patch(contacts::update),
+            get(contacts::get)
+                .patch(contacts::update)
+                .delete(contacts::delete),
         )
         .route(
             "/v1/conversations",
             post(conversations::create).get(conversations::list),
         )
-        .route("/v1/conversations/{id}", get(conversations::get))
+        .route(
+            "/v1/conversations/{id}",
+            get(conversations::get).delete(conversations::delete),
+        )
         .route(
             "/v1/conversations/{id}/parts",
             post(conversations::add_part),
@@ -256,6 +263,16 @@ fn api_routes(limits: Limits) -> Router<Arc<AppState>> {
             "/v1/messenger/conversations/{id}/replies",
             post(messenger_routes::reply),
         )
+        .route(
+            "/v1/activity-log-event-types",
+            get(activity_routes::event_types),
+        )
+        .route(
+            "/v1/activity-logs/public-key",
+            get(activity_routes::public_key),
+        )
+        .route("/v1/activity-logs", get(activity_routes::list))
+        .route("/v1/activity-logs/export", get(activity_routes::export))
         .route("/healthz", get(system::healthz))
         .route("/metrics", get(system::metrics))
         .route("/v1/openapi.json", get(system::openapi))

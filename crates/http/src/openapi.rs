@@ -5,7 +5,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::dto;
 use crate::routes::{
-    access, auth, contacts, conversations, events, messenger, operator, passkeys, system, teammates,
+    access, activity, auth, contacts, conversations, events, messenger, operator, passkeys, system,
+    teammates,
 };
 
 struct Security;
@@ -42,9 +43,11 @@ impl Modify for Security {
         contacts::create,
         contacts::get,
         contacts::update,
+        contacts::delete,
         contacts::list,
         conversations::create,
         conversations::get,
+        conversations::delete,
         conversations::list,
         conversations::add_part,
         conversations::upload,
@@ -89,6 +92,10 @@ impl Modify for Security {
         passkeys::list,
         passkeys::remove,
         passkeys::login,
+        activity::event_types,
+        activity::public_key,
+        activity::list,
+        activity::export,
         system::healthz,
         system::metrics,
     ),

@@ -34,6 +34,8 @@ pub struct Settings {
     /// The origin browsers see (`https://app.example.com`): passkeys are bound to it. Default
     /// `https://localhost:<port>`.
     pub public_origin: Option<String>,
+    /// Activity log checkpoints, retention and sinks.
+    pub activity: crate::activity_tasks::ActivitySettings,
 }
 
 impl Settings {
@@ -47,6 +49,7 @@ impl Settings {
             limits: Limits::default(),
             tls: None,
             public_origin: None,
+            activity: crate::activity_tasks::ActivitySettings::default(),
         }
     }
 
@@ -165,6 +168,7 @@ pub struct Running {
     pub state: Arc<AppState>,
     handle: axum_server::Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    activity: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -172,6 +176,7 @@ impl Running {
     pub async fn shutdown(self) {
         self.handle.graceful_shutdown(Some(Duration::from_secs(10)));
         let _ = self.task.await;
+        self.activity.abort();
         for cell in self.state.cells.values() {
             cell.close().await;
         }
@@ -195,6 +200,7 @@ impl Running {
                 (&mut self.task).await
             }
         };
+        self.activity.abort();
         for cell in self.state.cells.values() {
             cell.close().await;
         }
@@ -208,6 +214,7 @@ pub async fn start(
     listener: std::net::TcpListener,
 ) -> Result<Running, StartError> {
     tls::install_provider();
+    settings.activity.validate().map_err(StartError::Invalid)?;
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -236,6 +243,8 @@ pub async fn start(
         limits: settings.limits,
         rate: crate::RateLimits::new(&settings.limits.messenger),
     });
+    let activity = crate::activity_tasks::spawn(state.cells.clone(), &settings.activity)
+        .map_err(|e| StartError::Invalid(format!("activity sink: {e}")))?;
     let router = app(state.clone());
     listener
         .set_nonblocking(true)
@@ -266,5 +275,6 @@ pub async fn start(
         state,
         handle,
         task,
+        activity,
     })
 }

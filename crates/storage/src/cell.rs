@@ -21,11 +21,18 @@ use crate::db::{self, Arg, Backend, RowInsert, Stmt, Writer};
 use crate::records::*;
 use crate::{StoreError, now_ms};
 
+mod activity;
+mod deletion;
 mod messenger;
 mod passkeys;
 mod teammates;
 mod tokens;
 
+pub use activity::{
+    ActivityFilter, ActivityHead, ChainFailure, ChainReport, CutReport, MAX_TYPE_FILTER,
+    RawActivity, StoredActivity,
+};
+pub use deletion::DeletionCounts;
 pub use messenger::{MessengerSecret, MessengerSession, SessionScope};
 pub use passkeys::{CEREMONY_TTL_MS, StoredPasskey};
 pub use teammates::{
@@ -63,6 +70,7 @@ pub struct Cell {
     pool: AnyPool,
     writer: Writer,
     keyring: Arc<Keyring>,
+    audit_key: interlock_crypto::audit::AuditSigningKey,
     blobs: BlobStore,
     tokens: BoundedCache<[u8; 32], (TokenPrincipal, std::time::Instant)>,
     ws_keys: BoundedCache<(WorkspaceId, i64), Arc<WorkspaceKeys>>,
@@ -206,6 +214,9 @@ impl Cell {
     /// Open (creating if needed) a region's store, keys and blob folder.
     pub async fn open(cfg: CellConfig) -> Result<Self, StoreError> {
         let keyring = Arc::new(Keyring::open_or_create(&cfg.key_dir, cfg.region)?);
+        let audit_key =
+            interlock_crypto::audit::AuditSigningKey::load_or_create(&cfg.key_dir, cfg.region)
+                .map_err(|e| StoreError::Config(format!("activity log signing key: {e}")))?;
         let blobs = BlobStore::new(cfg.blob_dir.clone())?;
         let (pool, writer) = db::open(&cfg.backend).await?;
         Ok(Self {
@@ -213,6 +224,7 @@ impl Cell {
             pool,
             writer,
             keyring,
+            audit_key,
             blobs,
             tokens: BoundedCache::new(100_000),
             ws_keys: BoundedCache::new(100_000),

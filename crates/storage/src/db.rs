@@ -79,7 +79,39 @@ pub struct Stmt {
     /// commit, all such rows of one table are written with multi-row INSERTs after the group's
     /// other statements (one round trip to the database instead of one per row).
     pub row_insert: Option<RowInsert>,
+    /// Set for an activity-log append: its position in the workspace's hash chain is decided
+    /// inside the transaction that commits it (see [`LogAppend`]); `sql` is unused.
+    pub append: Option<Box<LogAppend>>,
 }
+
+/// An activity-log entry waiting for its place in its workspace's hash chain. The writer
+/// reads the chain head inside the commit's transaction, gives the entry the next sequence
+/// number and `hash = chain_hash(prev, seq, leaf)`, inserts the row and moves the head with a
+/// compare-and-set, so the entry commits with the action it records or not at all, and two
+/// processes sharing a PostgreSQL database cannot fork a chain (the loser's group is retried).
+#[derive(Clone)]
+pub struct LogAppend {
+    pub workspace_id: String,
+    /// SHA-256 leaf hash of the entry's canonical encoding (computed by the caller).
+    pub leaf: [u8; 32],
+    /// `id, type, created_at, actor_type, actor_id, target_type, target_id, body_ct,
+    /// ws_key_version`.
+    pub columns: Vec<Arg>,
+}
+
+impl std::fmt::Debug for LogAppend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogAppend")
+            .field("workspace_id", &self.workspace_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The activity-log row insert: the append's columns, then `seq` and `hash`.
+pub(crate) const LOG_INSERT: RowInsert = RowInsert {
+    head: "INSERT INTO activity_log (id, type, created_at, actor_type, actor_id, target_type, target_id, body_ct, ws_key_version, workspace_id, seq, hash) VALUES ",
+    columns: 12,
+};
 
 /// `INSERT INTO table (columns) VALUES ` and the number of columns, for multi-row inserts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +127,18 @@ impl Stmt {
             args,
             expect_rows: None,
             row_insert: None,
+            append: None,
+        }
+    }
+
+    /// An activity-log append (see [`LogAppend`]).
+    pub fn append(append: LogAppend) -> Self {
+        Self {
+            sql: "",
+            args: Vec::new(),
+            expect_rows: None,
+            row_insert: None,
+            append: Some(Box::new(append)),
         }
     }
 
@@ -106,6 +150,7 @@ impl Stmt {
             args,
             expect_rows: None,
             row_insert: Some(insert),
+            append: None,
         }
     }
 
@@ -238,13 +283,6 @@ async fn exec_stmt(conn: &mut AnyConnection, stmt: &Stmt) -> Result<(), StoreErr
     Ok(())
 }
 
-async fn exec_unit(conn: &mut AnyConnection, unit: &Unit) -> Result<(), StoreError> {
-    for stmt in unit {
-        exec_stmt(conn, stmt).await?;
-    }
-    Ok(())
-}
-
 /// Rows per multi-row INSERT (well under SQLite's and PostgreSQL's bound-parameter limits).
 const ROWS_PER_INSERT: usize = 256;
 
@@ -297,13 +335,87 @@ pub(crate) async fn insert_rows(
     Ok(())
 }
 
+/// Give each pending append its place in its workspace's chain: read the head (inside the
+/// transaction), number and hash the entries in order, move the head with a compare-and-set.
+/// Returns the rows to insert into `activity_log`.
+async fn chain_appends(
+    conn: &mut AnyConnection,
+    appends: &[&LogAppend],
+) -> Result<Vec<Vec<Arg>>, StoreError> {
+    let mut rows = Vec::with_capacity(appends.len());
+    let mut done: Vec<&str> = Vec::new();
+    for first in appends {
+        let ws = first.workspace_id.as_str();
+        if done.contains(&ws) {
+            continue;
+        }
+        done.push(ws);
+        let head = sqlx::query("SELECT seq, hash FROM activity_heads WHERE workspace_id = $1")
+            .bind(ws)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(StoreError::from_db)?;
+        let (old_seq, mut prev) = match head {
+            Some(row) => {
+                use sqlx::Row;
+                let seq: i64 = row.try_get("seq").map_err(StoreError::Db)?;
+                let hash: String = row.try_get("hash").map_err(StoreError::Db)?;
+                (seq, decode_hash(&hash)?)
+            }
+            None => (0, interlock_crypto::audit::GENESIS),
+        };
+        let mut seq = old_seq;
+        for a in appends.iter().filter(|a| a.workspace_id == ws) {
+            seq += 1;
+            prev = interlock_crypto::audit::chain_hash(&prev, seq as u64, &a.leaf);
+            let mut row = a.columns.clone();
+            row.push(Arg::Text(a.workspace_id.clone()));
+            row.push(Arg::Int(seq));
+            row.push(Arg::Text(hex::encode(prev)));
+            rows.push(row);
+        }
+        let moved = sqlx::query(
+            "INSERT INTO activity_heads (workspace_id, seq, hash, first_seq, anchor_hash, checkpoint_seq, checkpoint_at) VALUES ($1, $2, $3, 1, $4, 0, $5) \
+             ON CONFLICT (workspace_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash WHERE activity_heads.seq = $6",
+        )
+        .bind(ws)
+        .bind(seq)
+        .bind(hex::encode(prev))
+        .bind(hex::encode(interlock_crypto::audit::GENESIS))
+        .bind(crate::now_ms())
+        .bind(old_seq)
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::from_db)?;
+        if moved.rows_affected() != 1 {
+            // Another process moved the head since we read it: retry (the writer splits the
+            // group and re-runs each unit, which reads the head again).
+            return Err(StoreError::Conflict("activity_head_moved"));
+        }
+    }
+    Ok(rows)
+}
+
+pub(crate) fn decode_hash(hex_text: &str) -> Result<[u8; 32], StoreError> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex_text, &mut out)
+        .map_err(|_| StoreError::Integrity(interlock_crypto::CryptoError::Malformed))?;
+    Ok(out)
+}
+
 async fn commit_batch(conn: &mut AnyConnection, batch: &[Job]) -> Result<(), StoreError> {
     let mut tx = conn.begin().await.map_err(StoreError::from_db)?;
     // Mergeable row inserts wait until the group's other statements have run (so the rows they
     // reference, e.g. a conversation created in the same group, exist), then go in per table.
+    // Activity-log appends are chained after the actions they record, in unit order.
     let mut deferred: Vec<(RowInsert, Vec<&[Arg]>)> = Vec::new();
+    let mut appends: Vec<&LogAppend> = Vec::new();
     for job in batch {
         for stmt in &job.unit {
+            if let Some(a) = &stmt.append {
+                appends.push(a);
+                continue;
+            }
             match stmt.row_insert {
                 Some(ins) if stmt.expect_rows.is_none() => {
                     match deferred.iter_mut().find(|(i, _)| *i == ins) {
@@ -315,16 +427,30 @@ async fn commit_batch(conn: &mut AnyConnection, batch: &[Job]) -> Result<(), Sto
             }
         }
     }
+    let log_rows = if appends.is_empty() {
+        Vec::new()
+    } else {
+        chain_appends(&mut tx, &appends).await?
+    };
     for (ins, rows) in &deferred {
         insert_rows(&mut tx, *ins, rows).await?;
+    }
+    if !log_rows.is_empty() {
+        let refs: Vec<&[Arg]> = log_rows.iter().map(|r| r.as_slice()).collect();
+        insert_rows(&mut tx, LOG_INSERT, &refs).await?;
     }
     tx.commit().await.map_err(StoreError::from_db)
 }
 
 async fn commit_one(conn: &mut AnyConnection, job: &Job) -> Result<(), StoreError> {
-    let mut tx = conn.begin().await.map_err(StoreError::from_db)?;
-    exec_unit(&mut tx, &job.unit).await?;
-    tx.commit().await.map_err(StoreError::from_db)
+    let mut tries = 0;
+    loop {
+        match commit_batch(conn, std::slice::from_ref(job)).await {
+            // Another process appended to the same chain in between: read the head again.
+            Err(StoreError::Conflict("activity_head_moved")) if tries < 5 => tries += 1,
+            other => return other,
+        }
+    }
 }
 
 async fn run_writer(mut conn: AnyConnection, mut rx: mpsc::Receiver<Msg>, stats: Arc<WriterStats>) {

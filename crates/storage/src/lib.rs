@@ -17,8 +17,10 @@ pub mod records;
 pub mod schema;
 
 pub use cell::{
-    ApiTokenInfo, Cell, CellConfig, CustomRole, LoginRecord, MessengerSecret, MessengerSession,
-    SessionInfo, SessionPrincipal, SessionScope, Teammate, TokenPrincipal, TokenScope,
+    ActivityFilter, ActivityHead, ApiTokenInfo, Cell, CellConfig, ChainFailure, ChainReport,
+    CustomRole, CutReport, DeletionCounts, LoginRecord, MessengerSecret, MessengerSession,
+    RawActivity, SessionInfo, SessionPrincipal, SessionScope, StoredActivity, Teammate,
+    TokenPrincipal, TokenScope,
 };
 pub use db::{Backend, Writer, WriterStats};
 pub use records::*;

@@ -288,4 +288,60 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             )",
         ],
     ),
+    (
+        6,
+        &[
+            // The activity log: one hash chain per workspace. Plain columns are for filtering
+            // (ids, types, times); the entry itself (canonical JSON, including the actor's
+            // address and user agent and the metadata) is sealed under the workspace key.
+            // `hash` = chain_hash(previous hash, seq, leaf_hash(entry)), lower-case hex.
+            "CREATE TABLE activity_log (
+                workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+                seq BIGINT NOT NULL,
+                id TEXT NOT NULL,
+                type TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                actor_type TEXT NOT NULL,
+                actor_id TEXT,
+                target_type TEXT NOT NULL,
+                target_id TEXT,
+                body_ct {BYTES} NOT NULL,
+                ws_key_version BIGINT NOT NULL,
+                hash TEXT NOT NULL,
+                PRIMARY KEY (workspace_id, seq)
+            )",
+            "CREATE INDEX activity_log_time ON activity_log (workspace_id, created_at)",
+            // Each chain's head (moved by compare-and-set in the committing transaction), the
+            // first retained entry and the hash before it (after a retention cut), and the
+            // last checkpoint.
+            "CREATE TABLE activity_heads (
+                workspace_id TEXT PRIMARY KEY REFERENCES workspaces(id),
+                seq BIGINT NOT NULL,
+                hash TEXT NOT NULL,
+                first_seq BIGINT NOT NULL,
+                anchor_hash TEXT NOT NULL,
+                checkpoint_seq BIGINT NOT NULL,
+                checkpoint_at BIGINT NOT NULL
+            )",
+            // Signed checkpoints (Ed25519 over the checkpoint note; see crypto::audit).
+            "CREATE TABLE activity_checkpoints (
+                workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+                tree_size BIGINT NOT NULL,
+                head_hash TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                key_id TEXT NOT NULL,
+                signature TEXT NOT NULL,
+                PRIMARY KEY (workspace_id, tree_size)
+            )",
+            // Failed sign-ins are activity-log entries now.
+            "DROP TABLE auth_failures",
+            // How far each external sink has been delivered, per workspace.
+            "CREATE TABLE activity_sink_cursors (
+                sink TEXT NOT NULL,
+                workspace_id TEXT NOT NULL,
+                seq BIGINT NOT NULL,
+                PRIMARY KEY (sink, workspace_id)
+            )",
+        ],
+    ),
 ];

@@ -1,7 +1,9 @@
 //! Access: the permission catalogue, the built-in roles and scoped API tokens.
 
 use axum::http::StatusCode;
-use interlock_domain::{ApiTokenId, BuiltinRole, Permission, PermissionSet, RoleId, SecretName};
+use interlock_domain::{
+    ActivityType, ApiTokenId, BuiltinRole, Permission, PermissionSet, RoleId, SecretName, Target,
+};
 
 use crate::authz::{Allowed, perm};
 use crate::dto::{
@@ -78,9 +80,10 @@ pub async fn create_role(
     Json(req): Json<RoleRequest>,
 ) -> Result<(StatusCode, Json<RoleOut>), ApiError> {
     let (name, permissions) = role_input(&auth, &req)?;
+    let act = auth.activity(ActivityType::RoleCreated, Target::kind("role"));
     let role = auth
         .cell
-        .create_role(&auth.workspace, &name, permissions)
+        .create_role(&auth.workspace, &name, permissions, &act)
         .await?;
     Ok((StatusCode::CREATED, Json(role.into())))
 }
@@ -109,7 +112,8 @@ pub async fn update_role(
     }
     role.name = name;
     role.permissions = permissions;
-    auth.cell.update_role(&auth.workspace, &role).await?;
+    let act = auth.activity(ActivityType::RoleUpdated, Target::new("role", id.as_str()));
+    auth.cell.update_role(&auth.workspace, &role, &act).await?;
     Ok(Json(role.into()))
 }
 
@@ -124,7 +128,8 @@ pub async fn delete_role(
     Path(id): Path<String>,
 ) -> Result<Json<Deleted>, ApiError> {
     let id = parse_id(&id, RoleId::parse)?;
-    auth.cell.delete_role(&auth.workspace, &id).await?;
+    let act = auth.activity(ActivityType::RoleDeleted, Target::new("role", id.as_str()));
+    auth.cell.delete_role(&auth.workspace, &id, &act).await?;
     Ok(Json(Deleted {
         id: id.to_string(),
         deleted: true,
@@ -169,6 +174,7 @@ pub async fn create_token(
             wanted,
             expires_ms,
             auth.teammate_id(),
+            &auth.activity(ActivityType::ApiTokenCreated, Target::kind("api_token")),
         )
         .await?;
     let out = TokenOut::from(info);
@@ -211,7 +217,13 @@ pub async fn revoke_token(
     Path(id): Path<String>,
 ) -> Result<Json<Deleted>, ApiError> {
     let id = parse_id(&id, ApiTokenId::parse)?;
-    auth.cell.revoke_api_token(&auth.workspace, &id).await?;
+    let act = auth.activity(
+        ActivityType::ApiTokenRevoked,
+        Target::new("api_token", id.as_str()),
+    );
+    auth.cell
+        .revoke_api_token(&auth.workspace, &id, &act)
+        .await?;
     Ok(Json(Deleted {
         id: id.to_string(),
         deleted: true,

@@ -11,7 +11,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use interlock_crypto::password::{self, PasswordHash};
 use interlock_crypto::totp::{self, TotpSecret};
-use interlock_domain::{DomainError, Email, SessionId, TeammateId, WorkspaceId};
+use interlock_domain::{
+    ActivityType, Actor, DomainError, Email, NewActivity, SessionId, Target, TeammateId,
+    WorkspaceId,
+};
 use interlock_storage::Cell;
 use std::sync::Arc;
 
@@ -21,7 +24,7 @@ use crate::dto::{
     RecoveryCodesOut, SessionOut, TotpCode, TotpEnrolment,
 };
 use crate::error::ApiError;
-use crate::extract::{Json, Path, SESSION_COOKIE, TeammateAuth, parse_id};
+use crate::extract::{Json, Path, RequestSource, SESSION_COOKIE, TeammateAuth, parse_id};
 use crate::messenger::ClientIp;
 
 pub(crate) const BAD_CREDENTIALS: ApiError = ApiError::Unauthorized {
@@ -63,6 +66,7 @@ fn policy(password: &str, related: &[&str]) -> Result<(), ApiError> {
         (status = 422, description = "`password_too_short`, `password_too_common`, …")))]
 pub async fn accept_invitation(
     State(state): State<Arc<AppState>>,
+    RequestSource(source): RequestSource,
     Json(req): Json<AcceptInvitationRequest>,
 ) -> Result<StatusCode, ApiError> {
     let region = interlock_crypto::RegionToken::region_of(
@@ -78,7 +82,12 @@ pub async fn accept_invitation(
         .await
         .map_err(internal)?
         .map_err(|e| ApiError::internal(&e))?;
-    cell.accept_invitation(&req.token, hash).await?;
+    let act = NewActivity::new(
+        ActivityType::TeammateJoined,
+        &source,
+        Target::kind("teammate"),
+    );
+    cell.accept_invitation(&req.token, hash, &act).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -89,6 +98,31 @@ fn session_cookie_header(value: &str, max_age_s: i64) -> Result<HeaderValue, Api
     .map_err(|e| ApiError::internal(&e))
 }
 
+/// The actor of a sign-in step: the teammate (once known) from the request's source.
+pub(crate) fn signing_in(source: &Actor, teammate: Option<&TeammateId>) -> Actor {
+    let mut actor = source.clone();
+    actor.id = teammate.map(|t| t.to_string());
+    actor
+}
+
+/// The activity entry of a failed sign-in step. The attempted email is never recorded.
+pub(crate) fn sign_in_failed(
+    source: &Actor,
+    teammate: Option<&TeammateId>,
+    reason: &'static str,
+) -> NewActivity {
+    let target = match teammate {
+        Some(t) => Target::new("teammate", t.as_str()),
+        None => Target::kind("teammate"),
+    };
+    NewActivity::new(
+        ActivityType::SignInFailed,
+        &signing_in(source, teammate),
+        target,
+    )
+    .with("reason", reason)
+}
+
 /// Check a second factor: a 6-digit TOTP code (each time step once) or a recovery code (each
 /// once).
 async fn check_second_factor(
@@ -97,6 +131,7 @@ async fn check_second_factor(
     teammate: &TeammateId,
     secret: Option<&TotpSecret>,
     code: &str,
+    source: &Actor,
 ) -> Result<bool, ApiError> {
     let code = code.trim();
     if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
@@ -109,8 +144,13 @@ async fn check_second_factor(
             Err(e) => Err(e.into()),
         };
     }
+    let act = NewActivity::new(
+        ActivityType::RecoveryCodeUsed,
+        &signing_in(source, Some(teammate)),
+        Target::new("teammate", teammate.as_str()),
+    );
     match cell
-        .use_recovery_code(ws, teammate, totp::recovery_code_hash(code))
+        .use_recovery_code(ws, teammate, totp::recovery_code_hash(code), &act)
         .await
     {
         Ok(()) => Ok(true),
@@ -130,6 +170,7 @@ async fn check_second_factor(
 pub async fn login(
     State(state): State<Arc<AppState>>,
     ClientIp(ip): ClientIp,
+    RequestSource(source): RequestSource,
     Json(req): Json<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let ws = WorkspaceId::parse(&req.workspace_id)?;
@@ -150,6 +191,8 @@ pub async fn login(
     }
     let security = cell.security_settings(&ws).await?;
     if !security.ip_allowlist.allows(ip) {
+        cell.record_activity(&ws, &sign_in_failed(&source, None, "ip_not_allowed"))
+            .await?;
         return Err(ApiError::Forbidden {
             code: "ip_not_allowed",
             detail: "this workspace does not allow sign-ins from this address",
@@ -166,10 +209,18 @@ pub async fn login(
             ),
             None => (None, None, false, None, 0),
         };
-    let ip_text = ip.to_string();
     if !verify_off_runtime(req.password.clone(), hash).await? {
-        cell.record_login_failure(&ws, &subjects, teammate.as_ref(), &ip_text, "bad_password")
-            .await?;
+        let reason = if teammate.is_some() {
+            "bad_password"
+        } else {
+            "unknown_account"
+        };
+        cell.record_login_failure(
+            &ws,
+            &subjects,
+            &sign_in_failed(&source, teammate.as_ref(), reason),
+        )
+        .await?;
         return Err(BAD_CREDENTIALS);
     }
     let Some(teammate) = teammate else {
@@ -177,8 +228,12 @@ pub async fn login(
     };
     if totp_enabled || passkeys > 0 {
         let Some(code) = req.otp.as_deref() else {
-            cell.record_login_failure(&ws, &subjects, Some(&teammate), &ip_text, "otp_missing")
-                .await?;
+            cell.record_login_failure(
+                &ws,
+                &subjects,
+                &sign_in_failed(&source, Some(&teammate), "second_factor_missing"),
+            )
+            .await?;
             // With passkeys, answer with a WebAuthn challenge to complete the sign-in.
             let (passkey_login_id, passkey_challenge) = if passkeys > 0 {
                 let (id, challenge) =
@@ -193,14 +248,30 @@ pub async fn login(
             });
         };
         let secret = if totp_enabled { totp.as_ref() } else { None };
-        if !check_second_factor(&cell, &ws, &teammate, secret, code).await? {
-            cell.record_login_failure(&ws, &subjects, Some(&teammate), &ip_text, "bad_otp")
-                .await?;
+        if !check_second_factor(&cell, &ws, &teammate, secret, code, &source).await? {
+            cell.record_login_failure(
+                &ws,
+                &subjects,
+                &sign_in_failed(&source, Some(&teammate), "bad_second_factor"),
+            )
+            .await?;
             return Err(BAD_CREDENTIALS);
         }
     }
     cell.clear_login_failures(&ws, &account).await?;
-    signed_in(&cell, &ws, &teammate, totp_enabled || passkeys > 0).await
+    let method = match req.otp.as_deref() {
+        Some(_) if totp_enabled || passkeys > 0 => "password+code",
+        _ => "password",
+    };
+    signed_in(
+        &cell,
+        &ws,
+        &teammate,
+        totp_enabled || passkeys > 0,
+        &source,
+        method,
+    )
+    .await
 }
 
 /// Open a session and answer with its cookie and CSRF token.
@@ -209,9 +280,17 @@ pub(crate) async fn signed_in(
     ws: &WorkspaceId,
     teammate: &TeammateId,
     two_factor: bool,
+    source: &Actor,
+    method: &'static str,
 ) -> Result<Response, ApiError> {
     let security = cell.security_settings(ws).await?;
-    let (session_id, token, csrf) = cell.create_session(ws, teammate).await?;
+    let act = NewActivity::new(
+        ActivityType::SignInSucceeded,
+        &signing_in(source, Some(teammate)),
+        Target::new("teammate", teammate.as_str()),
+    )
+    .with("method", method);
+    let (session_id, token, csrf) = cell.create_session(ws, teammate, &act).await?;
     let body = LoginResponse {
         teammate_id: teammate.to_string(),
         session_id: session_id.to_string(),
@@ -231,7 +310,14 @@ pub(crate) async fn signed_in(
     responses((status = 204, description = "signed out")),
     security(("teammate_session" = [])))]
 pub async fn logout(t: TeammateAuth) -> Result<Response, ApiError> {
-    t.auth.cell.end_session(&t.session.cookie).await?;
+    let act = t.auth.activity(
+        ActivityType::SignedOut,
+        Target::new("session", t.session.session_id.as_str()),
+    );
+    t.auth
+        .cell
+        .end_session(&t.auth.workspace, &t.session.cookie, &act)
+        .await?;
     let mut headers = HeaderMap::new();
     headers.insert(header::SET_COOKIE, session_cookie_header("", 0)?);
     Ok((StatusCode::NO_CONTENT, headers).into_response())
@@ -274,9 +360,13 @@ pub async fn revoke_session(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id, SessionId::parse)?;
+    let act = t.auth.activity(
+        ActivityType::SessionRevoked,
+        Target::new("session", id.as_str()),
+    );
     t.auth
         .cell
-        .revoke_session(&t.auth.workspace, &t.session.teammate_id, &id)
+        .revoke_session(&t.auth.workspace, &t.session.teammate_id, &id, &act)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -337,9 +427,13 @@ pub async fn confirm_totp(
     };
     let codes = totp::generate_recovery_codes().map_err(|e| ApiError::internal(&e))?;
     let hashes: Vec<[u8; 32]> = codes.iter().map(|c| totp::recovery_code_hash(c)).collect();
+    let act = t.auth.activity(
+        ActivityType::TotpEnabled,
+        Target::new("teammate", me.as_str()),
+    );
     t.auth
         .cell
-        .enable_totp(ws, me, step, &hashes)
+        .enable_totp(ws, me, step, &hashes, &act)
         .await
         .map_err(|e| match e {
             interlock_storage::StoreError::NotFound => BAD_CODE,
@@ -371,9 +465,22 @@ pub async fn disable_totp(
             detail: "two-factor authentication is not on",
         });
     };
-    if !check_second_factor(&t.auth.cell, ws, me, Some(&secret), &req.code).await? {
+    if !check_second_factor(
+        &t.auth.cell,
+        ws,
+        me,
+        Some(&secret),
+        &req.code,
+        &t.auth.actor,
+    )
+    .await?
+    {
         return Err(BAD_CREDENTIALS);
     }
-    t.auth.cell.disable_totp(ws, me).await?;
+    let act = t.auth.activity(
+        ActivityType::TotpDisabled,
+        Target::new("teammate", me.as_str()),
+    );
+    t.auth.cell.disable_totp(ws, me, &act).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,14 +2,14 @@
 
 use axum::http::StatusCode;
 use interlock_domain::{
-    ContactId, ContactPatch, ContactRole, CustomAttributes, Email, ExternalId, NewContact,
-    PersonName, Phone,
+    ActivityType, ContactId, ContactPatch, ContactRole, CustomAttributes, Email, ExternalId,
+    NewContact, PersonName, Phone, Target,
 };
 
 use crate::authz::{Allowed, perm};
 use crate::dto::{
-    ContactOut, ContactSearch, CreateContactRequest, ListOf, PageParams, UpdateContactRequest,
-    cursor,
+    ContactOut, ContactSearch, CreateContactRequest, Deleted, ListOf, PageParams,
+    UpdateContactRequest, cursor,
 };
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query, parse_id};
@@ -30,6 +30,30 @@ fn opt_opt<T>(
         Some(None) => Some(None),
         Some(Some(s)) => Some(Some(parse(&s)?)),
     })
+}
+
+/// Delete a contact at once, with its conversations, messages, events and attachments; its
+/// encryption keys are destroyed in the same transaction, so copies of its data anywhere are
+/// unreadable. The activity log records the deletion by the contact's pseudonymous id.
+#[utoipa::path(delete, path = "/v1/contacts/{id}", tag = "contacts",
+    extensions(("x-permission" = json!("contacts.delete"))),
+    params(("id" = String, Path, description = "contact id")),
+    responses((status = 200, body = Deleted), (status = 404, description = "no such contact")),
+    security(("workspace_token" = []), ("teammate_session" = [])))]
+pub async fn delete(
+    auth: Allowed<perm::ContactsDelete>,
+    Path(id): Path<String>,
+) -> Result<Json<Deleted>, ApiError> {
+    let id = parse_id(&id, ContactId::parse)?;
+    let act = auth.activity(
+        ActivityType::ContactDeleted,
+        Target::new("contact", id.as_str()),
+    );
+    auth.cell.delete_contact(&auth.workspace, &id, &act).await?;
+    Ok(Json(Deleted {
+        id: id.to_string(),
+        deleted: true,
+    }))
 }
 
 /// Create a contact.

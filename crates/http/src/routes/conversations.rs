@@ -5,13 +5,14 @@ use axum::body::Body as HttpBody;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use interlock_domain::{
-    AttachmentId, AttachmentName, Author, AuthorType, Body, ContactId, ConversationId,
+    ActivityType, AttachmentId, AttachmentName, Author, AuthorType, Body, ContactId,
+    ConversationId, Target,
 };
 
 use crate::authz::{Allowed, perm};
 use crate::dto::{
     AttachmentOut, ConversationOut, ConversationSearch, CreateConversationRequest,
-    CreatePartRequest, ListOf, PageParams, PartOut, UploadParams, cursor,
+    CreatePartRequest, Deleted, ListOf, PageParams, PartOut, UploadParams, cursor,
 };
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query, RawBody, parse_id};
@@ -48,6 +49,30 @@ pub async fn get(
     let id = parse_id(&id, ConversationId::parse)?;
     let c = auth.cell.get_conversation(&auth.workspace, &id).await?;
     Ok(Json(ConversationOut::with_parts(c)))
+}
+
+/// Delete a conversation with its messages and attachments (the activity log records it).
+#[utoipa::path(delete, path = "/v1/conversations/{id}", tag = "conversations",
+    extensions(("x-permission" = json!("conversations.delete"))),
+    params(("id" = String, Path, description = "conversation id")),
+    responses((status = 200, body = Deleted), (status = 404, description = "no such conversation")),
+    security(("workspace_token" = []), ("teammate_session" = [])))]
+pub async fn delete(
+    auth: Allowed<perm::ConversationsDelete>,
+    Path(id): Path<String>,
+) -> Result<Json<Deleted>, ApiError> {
+    let id = parse_id(&id, ConversationId::parse)?;
+    let act = auth.activity(
+        ActivityType::ConversationDeleted,
+        Target::new("conversation", id.as_str()),
+    );
+    auth.cell
+        .delete_conversation(&auth.workspace, &id, &act)
+        .await?;
+    Ok(Json(Deleted {
+        id: id.to_string(),
+        deleted: true,
+    }))
 }
 
 /// List conversations, optionally only a contact's.

@@ -9,9 +9,9 @@ use axum::http::StatusCode;
 use interlock_crypto::identity::{verify_jwt, verify_user_hash};
 use interlock_crypto::{JwtClaims, JwtPolicy, RegionToken, TokenKind, VerificationSecret};
 use interlock_domain::{
-    Body, ContactPatch, ContactRole, ConversationId, DomainError, Email, ExternalId,
+    ActivityType, Body, ContactPatch, ContactRole, ConversationId, DomainError, Email, ExternalId,
     IdentityVerification, MessengerSecretId, MessengerSettings, PersonName, Platform, Platforms,
-    SecretName, WorkspaceId,
+    SecretName, Target, WorkspaceId,
 };
 use interlock_storage::{Cell, Contact, SessionScope};
 
@@ -359,7 +359,15 @@ pub async fn create_secret(
     let platforms = Platforms::parse(&req.platforms)?;
     let (meta, value) = auth
         .cell
-        .create_messenger_secret(&auth.workspace, &name, &platforms)
+        .create_messenger_secret(
+            &auth.workspace,
+            &name,
+            &platforms,
+            &auth.activity(
+                ActivityType::MessengerSecretCreated,
+                Target::kind("messenger_secret"),
+            ),
+        )
         .await?;
     let out = SecretOut::from(meta);
     Ok((
@@ -401,7 +409,14 @@ pub async fn delete_secret(
 ) -> Result<Json<Deleted>, ApiError> {
     let id = parse_id(&id, MessengerSecretId::parse)?;
     auth.cell
-        .delete_messenger_secret(&auth.workspace, &id)
+        .delete_messenger_secret(
+            &auth.workspace,
+            &id,
+            &auth.activity(
+                ActivityType::MessengerSecretDeleted,
+                Target::new("messenger_secret", id.as_str()),
+            ),
+        )
         .await?;
     Ok(Json(Deleted {
         id: id.to_string(),
@@ -449,7 +464,14 @@ pub async fn put_settings(
         },
     };
     auth.cell
-        .set_messenger_settings(&auth.workspace, next)
+        .set_messenger_settings(
+            &auth.workspace,
+            next,
+            &auth.activity(
+                ActivityType::MessengerSettingsUpdated,
+                Target::kind("messenger_settings"),
+            ),
+        )
         .await?;
     Ok(Json(settings_out(next)))
 }

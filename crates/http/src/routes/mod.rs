@@ -2,6 +2,7 @@
 //! cell, map the result to wire types.
 
 pub mod access;
+pub mod activity;
 pub mod auth;
 pub mod contacts;
 pub mod conversations;

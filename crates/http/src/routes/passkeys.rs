@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use interlock_domain::{PasskeyId, SecretName, TeammateId, WorkspaceId};
+use interlock_domain::{ActivityType, PasskeyId, SecretName, Target, TeammateId, WorkspaceId};
 use interlock_storage::Cell;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -18,9 +18,9 @@ use webauthn_rs::prelude::{
 use crate::AppState;
 use crate::dto::{ListOf, LoginResponse};
 use crate::error::ApiError;
-use crate::extract::{Json, Path, TeammateAuth, parse_id};
+use crate::extract::{Json, Path, RequestSource, TeammateAuth, parse_id};
 use crate::messenger::ClientIp;
-use crate::routes::auth::{BAD_CREDENTIALS, signed_in, verify_off_runtime};
+use crate::routes::auth::{BAD_CREDENTIALS, sign_in_failed, signed_in, verify_off_runtime};
 
 const REGISTRATION: &str = "registration";
 const AUTHENTICATION: &str = "authentication";
@@ -165,10 +165,14 @@ pub async fn finish_registration(
         .finish_passkey_registration(&credential, &reg)
         .map_err(|_| BAD_CEREMONY)?;
     let json = zeroize::Zeroizing::new(serde_json::to_vec(&passkey).map_err(|e| internal(&e))?);
+    let act = t
+        .auth
+        .activity(ActivityType::PasskeyAdded, Target::kind("passkey"))
+        .with("teammate_id", me.to_string());
     let (id, created_at) = t
         .auth
         .cell
-        .add_passkey(ws, me, name.as_str(), &json)
+        .add_passkey(ws, me, name.as_str(), &json, &act)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -219,7 +223,14 @@ pub async fn remove(
     if !verify_off_runtime(req.password.clone(), hash).await? {
         return Err(BAD_CREDENTIALS);
     }
-    t.auth.cell.delete_passkey(ws, me, &id).await?;
+    let act = t
+        .auth
+        .activity(
+            ActivityType::PasskeyRemoved,
+            Target::new("passkey", id.as_str()),
+        )
+        .with("teammate_id", me.to_string());
+    t.auth.cell.delete_passkey(ws, me, &id, &act).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -258,6 +269,7 @@ pub(crate) async fn start_login(
 pub async fn login(
     State(state): State<Arc<AppState>>,
     ClientIp(ip): ClientIp,
+    RequestSource(source): RequestSource,
     Json(req): Json<PasskeyLogin>,
 ) -> Result<Response, ApiError> {
     let credential: PublicKeyCredential = serde_json::from_value(req.credential)
@@ -274,6 +286,11 @@ pub async fn login(
     };
     let security = cell.security_settings(&ws).await?;
     if !security.ip_allowlist.allows(ip) {
+        cell.record_activity(
+            &ws,
+            &sign_in_failed(&source, Some(&teammate), "ip_not_allowed"),
+        )
+        .await?;
         return Err(ApiError::Forbidden {
             code: "ip_not_allowed",
             detail: "this workspace does not allow sign-ins from this address",
@@ -291,9 +308,7 @@ pub async fn login(
             cell.record_login_failure(
                 &ws,
                 &[address.as_str()],
-                Some(&teammate),
-                &ip.to_string(),
-                "bad_passkey",
+                &sign_in_failed(&source, Some(&teammate), "bad_passkey"),
             )
             .await?;
             return Err(BAD_CEREMONY);
@@ -306,5 +321,5 @@ pub async fn login(
             cell.update_passkey(&ws, &teammate, &id, &json).await?;
         }
     }
-    signed_in(&cell, &ws, &teammate, true).await
+    signed_in(&cell, &ws, &teammate, true, &source, "password+passkey").await
 }

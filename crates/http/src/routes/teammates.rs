@@ -2,7 +2,8 @@
 
 use axum::http::StatusCode;
 use interlock_domain::{
-    DomainError, Email, IpAllowlist, PersonName, SecuritySettings, TeammateId, TeammateRole,
+    ActivityType, DomainError, Email, IpAllowlist, PersonName, SecuritySettings, Target,
+    TeammateId, TeammateRole,
 };
 
 use crate::authz::{Allowed, perm};
@@ -42,9 +43,12 @@ pub async fn create(
     let name = PersonName::parse(&req.name)?;
     let role = TeammateRole::parse(&req.role)?;
     check_grant(&auth, &role).await?;
+    let act = auth
+        .activity(ActivityType::TeammateInvited, Target::kind("teammate"))
+        .with("role", role.as_string());
     let (t, invitation, expires_at) = auth
         .cell
-        .create_teammate(&auth.workspace, &email, &name, &role)
+        .create_teammate(&auth.workspace, &email, &name, &role, &act)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -91,9 +95,13 @@ pub async fn update(
     // Taking a role away is granting in reverse: one cannot demote someone who holds more.
     let current = auth.cell.get_teammate(&auth.workspace, &id).await?;
     check_grant(&auth, &current.role).await?;
+    let act = auth.activity(
+        ActivityType::TeammateRoleChanged,
+        Target::new("teammate", id.as_str()),
+    );
     let t = auth
         .cell
-        .set_teammate_role(&auth.workspace, &id, &role, auth.teammate_id())
+        .set_teammate_role(&auth.workspace, &id, &role, auth.teammate_id(), &act)
         .await?;
     Ok(Json(t.into()))
 }
@@ -111,7 +119,13 @@ pub async fn remove(
     let id = parse_id(&id, TeammateId::parse)?;
     let current = auth.cell.get_teammate(&auth.workspace, &id).await?;
     check_grant(&auth, &current.role).await?;
-    auth.cell.remove_teammate(&auth.workspace, &id).await?;
+    let act = auth.activity(
+        ActivityType::TeammateRemoved,
+        Target::new("teammate", id.as_str()),
+    );
+    auth.cell
+        .remove_teammate(&auth.workspace, &id, &act)
+        .await?;
     Ok(Json(Deleted {
         id: id.to_string(),
         deleted: true,
@@ -125,6 +139,10 @@ fn settings_body(s: SecuritySettings) -> SecuritySettingsBody {
         session_absolute_s: s.session_absolute_s,
         ip_allowlist: s.ip_allowlist.entries(),
     }
+}
+
+fn settings_json(s: SecuritySettings) -> serde_json::Value {
+    serde_json::to_value(settings_body(s)).unwrap_or(serde_json::Value::Null)
 }
 
 /// The workspace's security settings.
@@ -166,8 +184,16 @@ pub async fn put_security(
         )
         .into());
     }
+    let before = auth.cell.security_settings(&auth.workspace).await?;
+    let act = auth
+        .activity(
+            ActivityType::SecuritySettingsUpdated,
+            Target::kind("workspace_security"),
+        )
+        .with("before", settings_json(before))
+        .with("after", settings_json(settings.clone()));
     auth.cell
-        .set_security_settings(&auth.workspace, &settings)
+        .set_security_settings(&auth.workspace, &settings, &act)
         .await?;
     Ok(Json(settings_body(settings)))
 }

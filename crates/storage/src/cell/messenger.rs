@@ -14,8 +14,8 @@
 use interlock_crypto::{RegionToken, SecretValue, TokenHash, TokenKind, VerificationSecret};
 use interlock_domain::{
     Body, ContactId, ContactRole, ConversationId, CustomAttributes, Email, ExternalId,
-    IdentityVerification, MessengerSecretId, MessengerSettings, NewContact, Platform, Platforms,
-    SecretName, WorkspaceId,
+    IdentityVerification, MessengerSecretId, MessengerSettings, NewActivity, NewContact, Platform,
+    Platforms, SecretName, WorkspaceId,
 };
 
 use super::{Cell, MAX_PAGE, Sealer, col, conversation_page, parse_id, ws_key_id};
@@ -93,6 +93,7 @@ impl Cell {
         &self,
         ws: &WorkspaceId,
         settings: MessengerSettings,
+        act: &NewActivity,
     ) -> Result<(), StoreError> {
         self.check_region(ws)?;
         if settings.identity_verification == IdentityVerification::Enforced
@@ -100,6 +101,18 @@ impl Cell {
         {
             return Err(StoreError::Conflict("no_verification_secret"));
         }
+        let before = self.messenger_settings(ws).await?;
+        let settings_json = |m: &MessengerSettings| {
+            serde_json::json!({
+                "identity_verification": m.identity_verification.as_str(),
+                "jwt_max_lifetime_s": m.jwt_max_lifetime_s,
+            })
+        };
+        let act = act
+            .clone()
+            .with("before", settings_json(&before))
+            .with("after", settings_json(&settings));
+        let entry = self.activity_stmt(ws, &act).await?;
         self.writer
             .write(vec![Stmt::new(
                 "INSERT INTO messenger_settings (workspace_id, identity_verification, jwt_max_lifetime_s, updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (workspace_id) DO UPDATE SET identity_verification = excluded.identity_verification, jwt_max_lifetime_s = excluded.jwt_max_lifetime_s, updated_at = excluded.updated_at",
@@ -109,7 +122,7 @@ impl Cell {
                     Arg::Int(settings.jwt_max_lifetime_s),
                     Arg::Int(now_ms()),
                 ],
-            )])
+            ), entry])
             .await
     }
 
@@ -129,6 +142,7 @@ impl Cell {
         ws: &WorkspaceId,
         name: &SecretName,
         platforms: &Platforms,
+        act: &NewActivity,
     ) -> Result<(MessengerSecret, SecretValue), StoreError> {
         self.check_region(ws)?;
         let wk = self.current_workspace_keys(ws).await?;
@@ -149,7 +163,7 @@ impl Cell {
                     Arg::Int(wk.version),
                     Arg::Int(now),
                 ],
-            )])
+            ), Self::activity_stmt_with(ws, &wk, &act.clone().targeting(id.as_str()).with("platforms", platforms.encode()))?])
             .await?;
         Ok((
             MessengerSecret {
@@ -201,13 +215,20 @@ impl Cell {
         &self,
         ws: &WorkspaceId,
         id: &MessengerSecretId,
+        act: &NewActivity,
     ) -> Result<(), StoreError> {
         self.check_region(ws)?;
-        self.exactly_one(
-            "DELETE FROM messenger_secrets WHERE workspace_id = $1 AND id = $2",
-            vec![Arg::Text(ws.to_string()), Arg::Text(id.to_string())],
-        )
-        .await
+        let entry = self.activity_stmt(ws, act).await?;
+        self.writer
+            .write(vec![
+                Stmt::new(
+                    "DELETE FROM messenger_secrets WHERE workspace_id = $1 AND id = $2",
+                    vec![Arg::Text(ws.to_string()), Arg::Text(id.to_string())],
+                )
+                .expect(1),
+                entry,
+            ])
+            .await
     }
 
     /// The active secrets valid for `platform`, ready to verify hashes and JWTs.

@@ -6,7 +6,7 @@
 //! minutes; passkeys and ceremony states are never stored in clear.
 
 use interlock_crypto::{RegionToken, TokenHash, TokenKind};
-use interlock_domain::{PasskeyId, TeammateId, WorkspaceId};
+use interlock_domain::{NewActivity, PasskeyId, TeammateId, WorkspaceId};
 use zeroize::Zeroizing;
 
 use super::{Cell, Sealer, col, parse_id, ws_key_id};
@@ -32,6 +32,7 @@ impl Cell {
         teammate: &TeammateId,
         name: &str,
         credential: &[u8],
+        act: &NewActivity,
     ) -> Result<(PasskeyId, i64), StoreError> {
         self.check_region(ws)?;
         let wk = self.current_workspace_keys(ws).await?;
@@ -51,7 +52,7 @@ impl Cell {
                     Arg::Int(wk.version),
                     Arg::Int(now),
                 ],
-            )])
+            ), Self::activity_stmt_with(ws, &wk, &act.clone().targeting(id.as_str()))?])
             .await?;
         Ok((id, now))
     }
@@ -123,13 +124,23 @@ impl Cell {
         ws: &WorkspaceId,
         teammate: &TeammateId,
         id: &PasskeyId,
+        act: &NewActivity,
     ) -> Result<(), StoreError> {
-        self.exactly_one("DELETE FROM teammate_passkeys WHERE workspace_id = $1 AND teammate_id = $2 AND id = $3",
+        let entry = self.activity_stmt(ws, act).await?;
+        self.writer
+            .write(vec![
+                Stmt::new(
+                    "DELETE FROM teammate_passkeys WHERE workspace_id = $1 AND teammate_id = $2 AND id = $3",
                     vec![
                         Arg::Text(ws.to_string()),
                         Arg::Text(teammate.to_string()),
                         Arg::Text(id.to_string()),
-                    ]).await
+                    ],
+                )
+                .expect(1),
+                entry,
+            ])
+            .await
     }
 
     /// Park a ceremony's state; the returned token names it (five minutes, single use).

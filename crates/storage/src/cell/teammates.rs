@@ -18,8 +18,8 @@ use interlock_crypto::password::PasswordHash;
 use interlock_crypto::totp::TotpSecret;
 use interlock_crypto::{RegionToken, TokenHash, TokenKind};
 use interlock_domain::{
-    DomainError, Email, IpAllowlist, PermissionSet, PersonName, SecuritySettings, SessionId,
-    TeammateId, TeammateRole, WorkspaceId,
+    DomainError, Email, IpAllowlist, NewActivity, PermissionSet, PersonName, SecuritySettings,
+    SessionId, TeammateId, TeammateRole, WorkspaceId,
 };
 
 use super::{Cell, Sealer, col, parse_id, ws_key_id};
@@ -128,8 +128,10 @@ impl Cell {
         &self,
         ws: &WorkspaceId,
         s: &SecuritySettings,
+        act: &NewActivity,
     ) -> Result<(), StoreError> {
         self.check_region(ws)?;
+        let entry = self.activity_stmt(ws, act).await?;
         self.writer
             .write(vec![Stmt::new(
                 "INSERT INTO workspace_security (workspace_id, require_two_factor, session_idle_s, session_absolute_s, ip_allowlist, updated_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (workspace_id) DO UPDATE SET require_two_factor = excluded.require_two_factor, session_idle_s = excluded.session_idle_s, session_absolute_s = excluded.session_absolute_s, ip_allowlist = excluded.ip_allowlist, updated_at = excluded.updated_at",
@@ -141,7 +143,7 @@ impl Cell {
                     Arg::Text(s.ip_allowlist.encode()),
                     Arg::Int(now_ms()),
                 ],
-            )])
+            ), entry])
             .await
     }
 
@@ -180,6 +182,7 @@ impl Cell {
         email: &Email,
         name: &PersonName,
         role: &TeammateRole,
+        act: &NewActivity,
     ) -> Result<(Teammate, RegionToken, i64), StoreError> {
         self.check_region(ws)?;
         if let TeammateRole::Custom(id) = role
@@ -222,6 +225,7 @@ impl Cell {
                     Arg::Int(now),
                 ],
             ),
+            Self::activity_stmt_with(ws, &wk, &act.clone().targeting(id.as_str()))?,
         ];
         match self.writer.write(unit).await {
             Err(StoreError::Conflict(_)) => {
@@ -284,6 +288,7 @@ impl Cell {
         &self,
         presented: &str,
         password: PasswordHash,
+        act: &NewActivity,
     ) -> Result<(WorkspaceId, TeammateId), StoreError> {
         let hash = TokenHash::of(presented);
         let row = sqlx::query(
@@ -300,6 +305,9 @@ impl Cell {
         }
         let ws = parse_id(WorkspaceId::parse(&col::<String>(&row, "workspace_id")?))?;
         let tm = parse_id(TeammateId::parse(&col::<String>(&row, "teammate_id")?))?;
+        let mut act = act.clone().targeting(tm.as_str());
+        act.actor.id = Some(tm.to_string());
+        let entry = self.activity_stmt(&ws, &act).await?;
         // Deleting exactly one row makes the invitation single-use even under concurrency.
         self.writer
             .write(vec![
@@ -317,6 +325,7 @@ impl Cell {
                     ],
                 )
                 .expect(1),
+                entry,
             ])
             .await?;
         Ok((ws, tm))
@@ -404,6 +413,7 @@ impl Cell {
         id: &TeammateId,
         role: &TeammateRole,
         actor: Option<&TeammateId>,
+        act: &NewActivity,
     ) -> Result<Teammate, StoreError> {
         if actor == Some(id) {
             return Err(StoreError::Conflict("own_role"));
@@ -436,6 +446,11 @@ impl Cell {
             )
             .expect(1),
         );
+        let act = act
+            .clone()
+            .with("before", current.role.as_string())
+            .with("after", role.as_string());
+        unit.push(self.activity_stmt(ws, &act).await?);
         match self.writer.write(unit).await {
             Err(StoreError::NotFound) if current.role.is_owner() => {
                 return Err(StoreError::Conflict("last_owner"));
@@ -454,6 +469,7 @@ impl Cell {
         &self,
         ws: &WorkspaceId,
         id: &TeammateId,
+        act: &NewActivity,
     ) -> Result<(), StoreError> {
         let current = self.get_teammate(ws, id).await?;
         let two = || vec![Arg::Text(ws.to_string()), Arg::Text(id.to_string())];
@@ -498,6 +514,8 @@ impl Cell {
                 ],
             )
             .expect(1),
+            self.activity_stmt(ws, &act.clone().with("role", current.role.as_string()))
+                .await?,
         ]);
         match self.writer.write(unit).await {
             Err(StoreError::NotFound) if current.role.is_owner() => {
@@ -579,13 +597,23 @@ impl Cell {
         ws: &WorkspaceId,
         id: &TeammateId,
         code_hash: [u8; 32],
+        act: &NewActivity,
     ) -> Result<(), StoreError> {
-        self.exactly_one("DELETE FROM recovery_codes WHERE workspace_id = $1 AND teammate_id = $2 AND code_hash = $3",
+        let entry = self.activity_stmt(ws, act).await?;
+        self.writer
+            .write(vec![
+                Stmt::new(
+                    "DELETE FROM recovery_codes WHERE workspace_id = $1 AND teammate_id = $2 AND code_hash = $3",
                     vec![
                         Arg::Text(ws.to_string()),
                         Arg::Text(id.to_string()),
                         Arg::Bytes(code_hash.to_vec()),
-                    ]).await
+                    ],
+                )
+                .expect(1),
+                entry,
+            ])
+            .await
     }
 
     /// Store a new (not yet enabled) TOTP secret for enrolment.
@@ -627,6 +655,7 @@ impl Cell {
         id: &TeammateId,
         step: u64,
         recovery_hashes: &[[u8; 32]],
+        act: &NewActivity,
     ) -> Result<(), StoreError> {
         let two = || vec![Arg::Text(ws.to_string()), Arg::Text(id.to_string())];
         let mut unit = vec![
@@ -654,12 +683,19 @@ impl Cell {
                 ],
             ));
         }
+        unit.push(self.activity_stmt(ws, act).await?);
         self.writer.write(unit).await
     }
 
     /// Turn TOTP off and drop the recovery codes.
-    pub async fn disable_totp(&self, ws: &WorkspaceId, id: &TeammateId) -> Result<(), StoreError> {
+    pub async fn disable_totp(
+        &self,
+        ws: &WorkspaceId,
+        id: &TeammateId,
+        act: &NewActivity,
+    ) -> Result<(), StoreError> {
         let two = || vec![Arg::Text(ws.to_string()), Arg::Text(id.to_string())];
+        let entry = self.activity_stmt(ws, act).await?;
         self.writer
             .write(vec![
                 Stmt::new(
@@ -671,6 +707,7 @@ impl Cell {
                     "DELETE FROM recovery_codes WHERE workspace_id = $1 AND teammate_id = $2",
                     two(),
                 ),
+                entry,
             ])
             .await
     }
@@ -752,14 +789,12 @@ impl Cell {
     }
 
     /// Count a failed sign-in against each subject (exponential back-off after 5 failures,
-    /// capped at a 15-minute lock) and record the failure for the activity log.
+    /// capped at a 15-minute lock) and record the failure in the activity log.
     pub async fn record_login_failure(
         &self,
         ws: &WorkspaceId,
         subjects: &[&str],
-        teammate: Option<&TeammateId>,
-        ip: &str,
-        reason: &'static str,
+        act: &NewActivity,
     ) -> Result<(), StoreError> {
         let wk = self.current_workspace_keys(ws).await?;
         let now = now_ms();
@@ -792,29 +827,15 @@ impl Cell {
                 ],
             ));
         }
-        let fid = uuid::Uuid::now_v7().simple().to_string();
-        let key_id = ws_key_id(wk.version);
-        let ip_ct =
-            Sealer::new("auth_failures", &wk.aead, ws, &fid, &key_id).seal("ip", ip.as_bytes())?;
-        unit.push(Stmt::new(
-            "INSERT INTO auth_failures (workspace_id, id, teammate_id, reason, ip_ct, ws_key_version, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            vec![
-                Arg::Text(ws.to_string()),
-                Arg::Text(fid),
-                Arg::OptText(teammate.map(|t| t.to_string())),
-                Arg::Text(reason.to_owned()),
-                Arg::Bytes(ip_ct),
-                Arg::Int(wk.version),
-                Arg::Int(now),
-            ],
-        ));
+        unit.push(Self::activity_stmt_with(ws, &wk, act)?);
         self.writer.write(unit).await
     }
 
-    /// How many failed sign-ins are recorded for the workspace (for tests and the activity
-    /// log issue).
+    /// How many failed sign-ins the activity log holds for the workspace.
     pub async fn login_failure_count(&self, ws: &WorkspaceId) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM auth_failures WHERE workspace_id = $1")
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM activity_log WHERE workspace_id = $1 AND type = 'auth.sign_in.failed'",
+        )
             .bind(ws.as_str())
             .fetch_one(&self.pool)
             .await
@@ -846,11 +867,15 @@ impl Cell {
         &self,
         ws: &WorkspaceId,
         teammate: &TeammateId,
+        act: &NewActivity,
     ) -> Result<(SessionId, RegionToken, RegionToken), StoreError> {
         let token = RegionToken::generate(TokenKind::TeammateSession, self.region)?;
         let csrf = RegionToken::generate(TokenKind::Csrf, self.region)?;
         let id = SessionId::new();
         let now = now_ms();
+        let entry = self
+            .activity_stmt(ws, &act.clone().with("session_id", id.to_string()))
+            .await?;
         self.writer
             .write(vec![Stmt::new(
                 "INSERT INTO teammate_sessions (token_hash, id, workspace_id, teammate_id, csrf_hash, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
@@ -862,7 +887,7 @@ impl Cell {
                     Arg::Bytes(csrf.hash().as_bytes().to_vec()),
                     Arg::Int(now),
                 ],
-            )])
+            ), entry])
             .await?;
         Ok((id, token, csrf))
     }
@@ -919,12 +944,25 @@ impl Cell {
     }
 
     /// End a session by its cookie (logout).
-    pub async fn end_session(&self, presented: &str) -> Result<(), StoreError> {
+    pub async fn end_session(
+        &self,
+        ws: &WorkspaceId,
+        presented: &str,
+        act: &NewActivity,
+    ) -> Result<(), StoreError> {
+        let entry = self.activity_stmt(ws, act).await?;
         self.writer
-            .write(vec![Stmt::new(
-                "DELETE FROM teammate_sessions WHERE token_hash = $1",
-                vec![Arg::Bytes(TokenHash::of(presented).as_bytes().to_vec())],
-            )])
+            .write(vec![
+                Stmt::new(
+                    "DELETE FROM teammate_sessions WHERE workspace_id = $1 AND token_hash = $2",
+                    vec![
+                        Arg::Text(ws.to_string()),
+                        Arg::Bytes(TokenHash::of(presented).as_bytes().to_vec()),
+                    ],
+                )
+                .expect(1),
+                entry,
+            ])
             .await
     }
 
@@ -962,13 +1000,23 @@ impl Cell {
         ws: &WorkspaceId,
         teammate: &TeammateId,
         id: &SessionId,
+        act: &NewActivity,
     ) -> Result<(), StoreError> {
-        self.exactly_one("DELETE FROM teammate_sessions WHERE workspace_id = $1 AND teammate_id = $2 AND id = $3",
+        let entry = self.activity_stmt(ws, act).await?;
+        self.writer
+            .write(vec![
+                Stmt::new(
+                    "DELETE FROM teammate_sessions WHERE workspace_id = $1 AND teammate_id = $2 AND id = $3",
                     vec![
                         Arg::Text(ws.to_string()),
                         Arg::Text(teammate.to_string()),
                         Arg::Text(id.to_string()),
-                    ]).await
+                    ],
+                )
+                .expect(1),
+                entry,
+            ])
+            .await
     }
 
     /// True when the workspace has no teammate yet (the first one must be an owner).
@@ -1000,6 +1048,7 @@ impl Cell {
         ws: &WorkspaceId,
         name: &str,
         permissions: PermissionSet,
+        act: &NewActivity,
     ) -> Result<CustomRole, StoreError> {
         self.check_region(ws)?;
         let wk = self.current_workspace_keys(ws).await?;
@@ -1019,7 +1068,7 @@ impl Cell {
                     Arg::Text(permissions.encode()),
                     Arg::Int(now),
                 ],
-            )])
+            ), Self::activity_stmt_with(ws, &wk, &act.clone().targeting(id.as_str()).with("permissions", permission_names(permissions)))?])
             .await?;
         Ok(CustomRole {
             id,
@@ -1084,20 +1133,38 @@ impl Cell {
 
     /// Replace a custom role's name and permissions; teammates holding it get the new
     /// permissions on their next request.
-    pub async fn update_role(&self, ws: &WorkspaceId, role: &CustomRole) -> Result<(), StoreError> {
+    pub async fn update_role(
+        &self,
+        ws: &WorkspaceId,
+        role: &CustomRole,
+        act: &NewActivity,
+    ) -> Result<(), StoreError> {
         self.check_region(ws)?;
+        let before = self.get_role(ws, &role.id).await?;
         let wk = self.current_workspace_keys(ws).await?;
         let key_id = ws_key_id(wk.version);
         let name_ct = Sealer::new("roles", &wk.aead, ws, role.id.as_str(), &key_id)
             .seal("name", role.name.as_bytes())?;
-        self.exactly_one("UPDATE roles SET name_ct = $3, ws_key_version = $4, permissions = $5 WHERE workspace_id = $1 AND id = $2",
+        let act = act
+            .clone()
+            .with("before", permission_names(before.permissions))
+            .with("after", permission_names(role.permissions));
+        self.writer
+            .write(vec![
+                Stmt::new(
+                    "UPDATE roles SET name_ct = $3, ws_key_version = $4, permissions = $5 WHERE workspace_id = $1 AND id = $2",
                     vec![
                         Arg::Text(ws.to_string()),
                         Arg::Text(role.id.to_string()),
                         Arg::Bytes(name_ct),
                         Arg::Int(wk.version),
                         Arg::Text(role.permissions.encode()),
-                    ]).await
+                    ],
+                )
+                .expect(1),
+                Self::activity_stmt_with(ws, &wk, &act)?,
+            ])
+            .await
     }
 
     /// Delete a custom role nobody holds (`Conflict("role_in_use")` otherwise).
@@ -1105,13 +1172,37 @@ impl Cell {
         &self,
         ws: &WorkspaceId,
         id: &interlock_domain::RoleId,
+        act: &NewActivity,
     ) -> Result<(), StoreError> {
-        self.get_role(ws, id).await?;
-        let r = self.exactly_one("DELETE FROM roles WHERE workspace_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM teammates t WHERE t.workspace_id = $1 AND t.role = $2 AND t.removed_at IS NULL)",
-                    vec![Arg::Text(ws.to_string()), Arg::Text(id.to_string())]).await;
+        let role = self.get_role(ws, id).await?;
+        let entry = self
+            .activity_stmt(
+                ws,
+                &act.clone()
+                    .with("permissions", permission_names(role.permissions)),
+            )
+            .await?;
+        let r = self
+            .writer
+            .write(vec![
+                Stmt::new(
+                    "DELETE FROM roles WHERE workspace_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM teammates t WHERE t.workspace_id = $1 AND t.role = $2 AND t.removed_at IS NULL)",
+                    vec![Arg::Text(ws.to_string()), Arg::Text(id.to_string())],
+                )
+                .expect(1),
+                entry,
+            ])
+            .await;
         match r {
             Err(StoreError::NotFound) => Err(StoreError::Conflict("role_in_use")),
             other => other,
         }
     }
+}
+
+/// Permission names as a JSON list, for activity metadata.
+pub(crate) fn permission_names(p: PermissionSet) -> Vec<serde_json::Value> {
+    p.iter()
+        .map(|x| serde_json::Value::from(x.as_str()))
+        .collect()
 }

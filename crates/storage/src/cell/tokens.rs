@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use interlock_crypto::{RegionToken, TokenHash, TokenKind, WorkspaceKeys};
-use interlock_domain::{ApiTokenId, PermissionSet, TeammateId, WorkspaceId};
+use interlock_domain::{ApiTokenId, NewActivity, PermissionSet, TeammateId, WorkspaceId};
 
 use super::{Cell, Sealer, col, parse_id, ws_key_id};
 use crate::db::{Arg, Stmt};
@@ -150,6 +150,7 @@ impl Cell {
         permissions: PermissionSet,
         expires_at: Option<i64>,
         created_by: Option<&TeammateId>,
+        act: &NewActivity,
     ) -> Result<(ApiTokenInfo, RegionToken), StoreError> {
         self.check_region(ws)?;
         let keys = self.current_workspace_keys(ws).await?;
@@ -158,7 +159,16 @@ impl Cell {
         let scope = TokenScope::Only(permissions);
         let (id, stmt) =
             Self::token_stmt(ws, &keys, &token, name, scope, expires_at, created_by, now)?;
-        self.writer.write(vec![stmt]).await?;
+        let act = act
+            .clone()
+            .targeting(id.as_str())
+            .with(
+                "permissions",
+                super::teammates::permission_names(permissions),
+            )
+            .with("expires_at", expires_at.map(|e| e / 1000));
+        let entry = Self::activity_stmt_with(ws, &keys, &act)?;
+        self.writer.write(vec![stmt, entry]).await?;
         Ok((
             ApiTokenInfo {
                 id,
@@ -205,13 +215,20 @@ impl Cell {
         &self,
         ws: &WorkspaceId,
         id: &ApiTokenId,
+        act: &NewActivity,
     ) -> Result<(), StoreError> {
         self.check_region(ws)?;
-        self.exactly_one(
-            "DELETE FROM api_tokens WHERE workspace_id = $1 AND id = $2",
-            vec![Arg::Text(ws.to_string()), Arg::Text(id.to_string())],
-        )
-        .await?;
+        let entry = self.activity_stmt(ws, act).await?;
+        self.writer
+            .write(vec![
+                Stmt::new(
+                    "DELETE FROM api_tokens WHERE workspace_id = $1 AND id = $2",
+                    vec![Arg::Text(ws.to_string()), Arg::Text(id.to_string())],
+                )
+                .expect(1),
+                entry,
+            ])
+            .await?;
         self.tokens.clear();
         Ok(())
     }

@@ -1,0 +1,269 @@
+//! Deleting a contact (with everything that belongs to it) or one conversation.
+//!
+//! Invariants:
+//! - A contact's deletion destroys every subject key it owns (`subject_keys.owner_id`) in the
+//!   same transaction as its rows, so any copy of its ciphertexts elsewhere is unreadable from
+//!   the commit on; attachment files are removed after the commit.
+//! - The activity entry names the contact only by its pseudonymous id, with counts.
+//! - Every statement is scoped by workspace.
+
+use interlock_domain::{AttachmentId, ContactId, ConversationId, NewActivity, WorkspaceId};
+
+use super::{Cell, col, parse_id};
+use crate::StoreError;
+use crate::db::{Arg, Stmt};
+
+/// What a deletion removed, per data element.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeletionCounts {
+    pub conversations: i64,
+    pub parts: i64,
+    pub events: i64,
+    pub attachments: i64,
+    pub subject_keys: i64,
+}
+
+impl DeletionCounts {
+    fn metadata(&self, act: NewActivity) -> NewActivity {
+        act.with("conversations", self.conversations)
+            .with("conversation_parts", self.parts)
+            .with("events", self.events)
+            .with("attachments", self.attachments)
+            .with("subject_keys_destroyed", self.subject_keys)
+    }
+}
+
+impl Cell {
+    async fn count(
+        &self,
+        sql: &'static str,
+        ws: &WorkspaceId,
+        id: &str,
+    ) -> Result<i64, StoreError> {
+        sqlx::query_scalar(sql)
+            .bind(ws.as_str())
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::Db)
+    }
+
+    async fn attachment_ids(
+        &self,
+        sql: &'static str,
+        ws: &WorkspaceId,
+        id: &str,
+    ) -> Result<Vec<AttachmentId>, StoreError> {
+        let rows = sqlx::query(sql)
+            .bind(ws.as_str())
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::Db)?;
+        rows.iter()
+            .map(|r| parse_id(AttachmentId::parse(&col::<String>(r, "id")?)))
+            .collect()
+    }
+
+    async fn remove_blobs(&self, ws: &WorkspaceId, ids: &[AttachmentId]) {
+        for id in ids {
+            if let Err(e) = self.blobs.delete(ws, id).await {
+                // The row and the key are gone, so the file is unreadable ciphertext; a
+                // later sweep can remove it. Log without the path's ids beyond the workspace.
+                tracing::warn!(workspace = %ws, error = %e, "attachment file not removed");
+            }
+        }
+    }
+
+    /// Delete a contact with its conversations, messages, events, attachments, messenger
+    /// tokens and sessions, and destroy its subject keys — one transaction with its activity
+    /// entry. `NotFound` if there is no such contact.
+    pub async fn delete_contact(
+        &self,
+        ws: &WorkspaceId,
+        id: &ContactId,
+        act: &NewActivity,
+    ) -> Result<DeletionCounts, StoreError> {
+        self.contact_row(ws, id).await?;
+        let cid = id.as_str();
+        let counts = DeletionCounts {
+            conversations: self
+                .count(
+                    "SELECT COUNT(*) FROM conversations WHERE workspace_id = $1 AND contact_id = $2",
+                    ws,
+                    cid,
+                )
+                .await?,
+            parts: self
+                .count(
+                    "SELECT COUNT(*) FROM conversation_parts p JOIN conversations c ON c.workspace_id = p.workspace_id AND c.id = p.conversation_id WHERE p.workspace_id = $1 AND c.contact_id = $2",
+                    ws,
+                    cid,
+                )
+                .await?,
+            events: self
+                .count(
+                    "SELECT COUNT(*) FROM events WHERE workspace_id = $1 AND contact_id = $2",
+                    ws,
+                    cid,
+                )
+                .await?,
+            attachments: self
+                .count(
+                    "SELECT COUNT(*) FROM attachments a JOIN conversations c ON c.workspace_id = a.workspace_id AND c.id = a.conversation_id WHERE a.workspace_id = $1 AND c.contact_id = $2",
+                    ws,
+                    cid,
+                )
+                .await?,
+            subject_keys: self
+                .count(
+                    "SELECT COUNT(*) FROM subject_keys WHERE workspace_id = $1 AND owner_id = $2",
+                    ws,
+                    cid,
+                )
+                .await?,
+        };
+        let blobs = self
+            .attachment_ids(
+                "SELECT a.id FROM attachments a JOIN conversations c ON c.workspace_id = a.workspace_id AND c.id = a.conversation_id WHERE a.workspace_id = $1 AND c.contact_id = $2",
+                ws,
+                cid,
+            )
+            .await?;
+        let keys: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM subject_keys WHERE workspace_id = $1 AND owner_id = $2",
+        )
+        .bind(ws.as_str())
+        .bind(cid)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Db)?;
+        let two = || vec![Arg::Text(ws.to_string()), Arg::Text(cid.to_owned())];
+        let mut unit = vec![
+            // Keys first: from here on nothing of this contact can be opened.
+            Stmt::new(
+                "DELETE FROM subject_keys WHERE workspace_id = $1 AND owner_id = $2",
+                two(),
+            ),
+            Stmt::new(
+                "DELETE FROM messenger_session_conversations WHERE workspace_id = $1 AND conversation_id IN (SELECT id FROM conversations WHERE workspace_id = $1 AND contact_id = $2)",
+                two(),
+            ),
+            Stmt::new(
+                "DELETE FROM messenger_sessions WHERE workspace_id = $1 AND contact_id = $2",
+                two(),
+            ),
+            Stmt::new(
+                "DELETE FROM visitor_tokens WHERE workspace_id = $1 AND contact_id = $2",
+                two(),
+            ),
+            Stmt::new(
+                "DELETE FROM attachments WHERE workspace_id = $1 AND conversation_id IN (SELECT id FROM conversations WHERE workspace_id = $1 AND contact_id = $2)",
+                two(),
+            ),
+            Stmt::new(
+                "DELETE FROM conversation_parts WHERE workspace_id = $1 AND conversation_id IN (SELECT id FROM conversations WHERE workspace_id = $1 AND contact_id = $2)",
+                two(),
+            ),
+            Stmt::new(
+                "DELETE FROM conversations WHERE workspace_id = $1 AND contact_id = $2",
+                two(),
+            ),
+            Stmt::new(
+                "DELETE FROM events WHERE workspace_id = $1 AND contact_id = $2",
+                two(),
+            ),
+            Stmt::new(
+                "DELETE FROM contacts WHERE workspace_id = $1 AND id = $2",
+                two(),
+            )
+            .expect(1),
+        ];
+        unit.push(
+            self.activity_stmt(ws, &counts.metadata(act.clone()))
+                .await?,
+        );
+        self.writer.write(unit).await?;
+        for k in keys {
+            if let Ok(k) = interlock_domain::SubjectKeyId::parse(&k) {
+                self.subject_keys.remove(&(ws.clone(), k));
+            }
+        }
+        self.conversations.clear();
+        self.remove_blobs(ws, &blobs).await;
+        Ok(counts)
+    }
+
+    /// Delete one conversation with its messages and attachments (the contact and its key
+    /// stay). `NotFound` if there is no such conversation.
+    pub async fn delete_conversation(
+        &self,
+        ws: &WorkspaceId,
+        id: &ConversationId,
+        act: &NewActivity,
+    ) -> Result<DeletionCounts, StoreError> {
+        self.check_region(ws)?;
+        let contact: Option<String> = sqlx::query_scalar(
+            "SELECT contact_id FROM conversations WHERE workspace_id = $1 AND id = $2",
+        )
+        .bind(ws.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::Db)?;
+        let contact = contact.ok_or(StoreError::NotFound)?;
+        let cv = id.as_str();
+        let counts = DeletionCounts {
+            conversations: 1,
+            parts: self
+                .count(
+                    "SELECT COUNT(*) FROM conversation_parts WHERE workspace_id = $1 AND conversation_id = $2",
+                    ws,
+                    cv,
+                )
+                .await?,
+            events: 0,
+            attachments: self
+                .count(
+                    "SELECT COUNT(*) FROM attachments WHERE workspace_id = $1 AND conversation_id = $2",
+                    ws,
+                    cv,
+                )
+                .await?,
+            subject_keys: 0,
+        };
+        let blobs = self
+            .attachment_ids(
+                "SELECT id FROM attachments WHERE workspace_id = $1 AND conversation_id = $2",
+                ws,
+                cv,
+            )
+            .await?;
+        let two = || vec![Arg::Text(ws.to_string()), Arg::Text(cv.to_owned())];
+        let act = counts.metadata(act.clone()).with("contact_id", contact);
+        let unit = vec![
+            Stmt::new(
+                "DELETE FROM messenger_session_conversations WHERE workspace_id = $1 AND conversation_id = $2",
+                two(),
+            ),
+            Stmt::new(
+                "DELETE FROM attachments WHERE workspace_id = $1 AND conversation_id = $2",
+                two(),
+            ),
+            Stmt::new(
+                "DELETE FROM conversation_parts WHERE workspace_id = $1 AND conversation_id = $2",
+                two(),
+            ),
+            Stmt::new(
+                "DELETE FROM conversations WHERE workspace_id = $1 AND id = $2",
+                two(),
+            )
+            .expect(1),
+            self.activity_stmt(ws, &act).await?,
+        ];
+        self.writer.write(unit).await?;
+        self.conversations.remove(&(ws.clone(), id.clone()));
+        self.remove_blobs(ws, &blobs).await;
+        Ok(counts)
+    }
+}
