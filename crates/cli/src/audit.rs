@@ -122,14 +122,16 @@ async fn verify_store(args: &VerifyArgs, data_dir: PathBuf) -> Result<()> {
             match cell.verify_activity(ws, &key).await {
                 Ok(r) => {
                     total += r.entries;
-                    bar.println(format!(
-                        "intact: {} entries {}..{} ({} checkpoints)",
-                        r.workspace, r.first_seq, r.last_seq, r.checkpoints
-                    ));
+                    bar.suspend(|| {
+                        println!(
+                            "intact: {} entries {}..{} ({} checkpoints)",
+                            r.workspace, r.first_seq, r.last_seq, r.checkpoints
+                        )
+                    });
                 }
                 Err(f) => {
                     failures += 1;
-                    bar.println(format!("TAMPERED: {f}"));
+                    bar.suspend(|| println!("TAMPERED: {f}"));
                 }
             }
             bar.inc(1);

@@ -1558,3 +1558,118 @@ async fn sigterm_drains_and_other_variables_are_ignored() {
         );
     }
 }
+
+// ------------------------------------------------------------------ activity log
+
+/// `interlock audit verify`: a data folder and an export, each intact (exit 0) and then
+/// tampered with (non-zero, naming the first bad entry).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_checks_data_folder_and_exports() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data = tmp.path().join("data");
+    let mut server = Server::start(&data, &["--regions", "us"]).await;
+    let (ws, token) = server.create_workspace("Audit Co", "us").await;
+    for i in 0..5 {
+        server
+            .post(
+                "/v1/api-tokens",
+                &token,
+                json!({"name": format!("ci-{i}"), "permissions": ["contacts.read"]}),
+            )
+            .await;
+    }
+    let keys = server
+        .request(Method::GET, "/v1/activity-logs/public-key", None, None)
+        .await
+        .json();
+    let pem = keys["keys"][0]["public_key_pem"]
+        .as_str()
+        .expect("pem")
+        .to_owned();
+    let export = server
+        .request(Method::GET, "/v1/activity-logs/export", Some(&token), None)
+        .await;
+    assert_eq!(export.status, StatusCode::OK);
+    server.stop();
+    drop(server);
+
+    let key_file = tmp.path().join("key.pem");
+    let export_file = tmp.path().join("export.jsonl");
+    fs::write(&key_file, &pem).expect("write key");
+    fs::write(&export_file, &export.body).expect("write export");
+    let ok = interlock(&[
+        "audit",
+        "verify",
+        "--export",
+        export_file.to_str().expect("path"),
+        "--public-key",
+        key_file.to_str().expect("path"),
+    ]);
+    assert!(ok.ok(), "an untouched export verifies: {}", ok.text());
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("intact"));
+
+    // One field of one line edited: refused, naming the line.
+    let text = String::from_utf8(export.body.clone()).expect("utf8");
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines[2] = lines[2]
+        .replacen("ci-", "ci_", 1)
+        .replacen("contacts.read", "contacts.edit", 1);
+    fs::write(&export_file, lines.join("\n") + "\n").expect("write");
+    let bad = interlock(&[
+        "audit",
+        "verify",
+        "--export",
+        export_file.to_str().expect("path"),
+        "--public-key",
+        key_file.to_str().expect("path"),
+    ]);
+    assert!(!bad.ok(), "a tampered export must fail: {}", bad.text());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("line 3"),
+        "{}",
+        bad.text()
+    );
+
+    // The data folder: intact, then one stored entry's type changed behind its back.
+    let whole = interlock(&[
+        "audit",
+        "verify",
+        "--data-dir",
+        data.to_str().expect("path"),
+    ]);
+    assert!(whole.ok(), "the stored chains verify: {}", whole.text());
+    assert!(
+        String::from_utf8_lossy(&whole.stdout).contains(&ws),
+        "{}",
+        whole.text()
+    );
+    let db = data.join("regions").join("us").join("interlock.db");
+    {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .expect("open the store");
+        sqlx::query("UPDATE activity_log SET type = 'role.created' WHERE seq = 2")
+            .execute(&mut conn)
+            .await
+            .expect("edit");
+        conn.close().await.expect("close");
+    }
+    let tampered = interlock(&[
+        "audit",
+        "verify",
+        "--data-dir",
+        data.to_str().expect("path"),
+    ]);
+    assert!(
+        !tampered.ok(),
+        "a changed entry must fail: {}",
+        tampered.text()
+    );
+    let out = tampered.text();
+    assert!(out.contains("TAMPERED") && out.contains("seq 2"), "{out}");
+    // Usage errors are clear.
+    let usage = interlock(&["audit", "verify", "--export", "x.jsonl"]);
+    assert!(!usage.ok());
+}

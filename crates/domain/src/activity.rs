@@ -396,6 +396,18 @@ mod tests {
     }
 
     #[test]
+    fn every_type_is_documented() {
+        let doc = include_str!("../../../docs/activity-log.md");
+        for t in ActivityType::ALL {
+            assert!(
+                doc.contains(&format!("`{}`", t.as_str())),
+                "docs/activity-log.md does not describe {}",
+                t.as_str()
+            );
+        }
+    }
+
+    #[test]
     fn canonical_form_sorts_keys_and_is_stable() {
         let entry = ActivityEntry {
             id: "al_1".into(),

@@ -85,10 +85,10 @@ pub struct Stmt {
 }
 
 /// An activity-log entry waiting for its place in its workspace's hash chain. The writer
-/// reads the chain head inside the commit's transaction, gives the entry the next sequence
-/// number and `hash = chain_hash(prev, seq, leaf)`, inserts the row and moves the head with a
-/// compare-and-set, so the entry commits with the action it records or not at all, and two
-/// processes sharing a PostgreSQL database cannot fork a chain (the loser's group is retried).
+/// claims the next sequence numbers by moving the chain head inside the commit's transaction
+/// (the head row stays locked until the commit), gives the entry `hash = chain_hash(prev, seq,
+/// leaf)` and inserts the row, so the entry commits with the action it records or not at all,
+/// and two processes sharing a PostgreSQL database cannot fork a chain.
 #[derive(Clone)]
 pub struct LogAppend {
     pub workspace_id: String,
@@ -335,36 +335,58 @@ pub(crate) async fn insert_rows(
     Ok(())
 }
 
-/// Give each pending append its place in its workspace's chain: read the head (inside the
-/// transaction), number and hash the entries in order, move the head with a compare-and-set.
-/// Returns the rows to insert into `activity_log`.
+/// Give each pending append its place in its workspace's chain, inside the committing
+/// transaction: claim `n` sequence numbers by moving the head's `seq` (an UPDATE, so the head
+/// row stays locked until this transaction ends and a second process appending to the same
+/// PostgreSQL database waits, then reads the moved head), hash the entries in order from the
+/// head's hash, and store the new hash. Returns the rows to insert into `activity_log`.
 async fn chain_appends(
     conn: &mut AnyConnection,
     appends: &[&LogAppend],
 ) -> Result<Vec<Vec<Arg>>, StoreError> {
+    use sqlx::Row;
     let mut rows = Vec::with_capacity(appends.len());
-    let mut done: Vec<&str> = Vec::new();
-    for first in appends {
-        let ws = first.workspace_id.as_str();
-        if done.contains(&ws) {
-            continue;
-        }
-        done.push(ws);
-        let head = sqlx::query("SELECT seq, hash FROM activity_heads WHERE workspace_id = $1")
+    // Heads are locked in one global order (sorted ids), so two writers whose groups touch
+    // the same workspaces cannot deadlock.
+    let mut workspaces: Vec<&str> = appends.iter().map(|a| a.workspace_id.as_str()).collect();
+    workspaces.sort_unstable();
+    workspaces.dedup();
+    for ws in workspaces {
+        let n = appends.iter().filter(|a| a.workspace_id == ws).count() as i64;
+        let claim = || {
+            sqlx::query(
+                "UPDATE activity_heads SET seq = seq + $2 WHERE workspace_id = $1 RETURNING seq, hash",
+            )
             .bind(ws)
+            .bind(n)
+        };
+        let claimed = match claim()
             .fetch_optional(&mut *conn)
             .await
-            .map_err(StoreError::from_db)?;
-        let (old_seq, mut prev) = match head {
-            Some(row) => {
-                use sqlx::Row;
-                let seq: i64 = row.try_get("seq").map_err(StoreError::Db)?;
-                let hash: String = row.try_get("hash").map_err(StoreError::Db)?;
-                (seq, decode_hash(&hash)?)
+            .map_err(StoreError::from_db)?
+        {
+            Some(row) => row,
+            None => {
+                // The workspace's first entry: create its head, then claim.
+                sqlx::query(
+                    "INSERT INTO activity_heads (workspace_id, seq, hash, first_seq, anchor_hash, checkpoint_seq, checkpoint_at) VALUES ($1, 0, $2, 1, $2, 0, $3) ON CONFLICT (workspace_id) DO NOTHING",
+                )
+                .bind(ws)
+                .bind(hex::encode(interlock_crypto::audit::GENESIS))
+                .bind(crate::now_ms())
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::from_db)?;
+                claim()
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(StoreError::from_db)?
             }
-            None => (0, interlock_crypto::audit::GENESIS),
         };
-        let mut seq = old_seq;
+        let new_seq: i64 = claimed.try_get("seq").map_err(StoreError::Db)?;
+        let hash: String = claimed.try_get("hash").map_err(StoreError::Db)?;
+        let mut prev = decode_hash(&hash)?;
+        let mut seq = new_seq - n;
         for a in appends.iter().filter(|a| a.workspace_id == ws) {
             seq += 1;
             prev = interlock_crypto::audit::chain_hash(&prev, seq as u64, &a.leaf);
@@ -374,22 +396,15 @@ async fn chain_appends(
             row.push(Arg::Text(hex::encode(prev)));
             rows.push(row);
         }
-        let moved = sqlx::query(
-            "INSERT INTO activity_heads (workspace_id, seq, hash, first_seq, anchor_hash, checkpoint_seq, checkpoint_at) VALUES ($1, $2, $3, 1, $4, 0, $5) \
-             ON CONFLICT (workspace_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash WHERE activity_heads.seq = $6",
-        )
-        .bind(ws)
-        .bind(seq)
-        .bind(hex::encode(prev))
-        .bind(hex::encode(interlock_crypto::audit::GENESIS))
-        .bind(crate::now_ms())
-        .bind(old_seq)
-        .execute(&mut *conn)
-        .await
-        .map_err(StoreError::from_db)?;
+        let moved =
+            sqlx::query("UPDATE activity_heads SET hash = $2 WHERE workspace_id = $1 AND seq = $3")
+                .bind(ws)
+                .bind(hex::encode(prev))
+                .bind(new_seq)
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::from_db)?;
         if moved.rows_affected() != 1 {
-            // Another process moved the head since we read it: retry (the writer splits the
-            // group and re-runs each unit, which reads the head again).
             return Err(StoreError::Conflict("activity_head_moved"));
         }
     }
