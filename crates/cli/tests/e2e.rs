@@ -1673,3 +1673,116 @@ async fn audit_verify_checks_data_folder_and_exports() {
     let usage = interlock(&["audit", "verify", "--export", "x.jsonl"]);
     assert!(!usage.ok());
 }
+
+/// Checkpoints a sink delivered outside the data folder catch a log that was wiped (or
+/// rewritten and re-signed) even though the data folder alone looks consistent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_checkpoints_catch_a_wiped_log() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data = tmp.path().join("data");
+    let sink = tmp.path().join("auditor-checkpoints.jsonl");
+    let config = tmp.path().join("interlock.toml");
+    fs::write(
+        &config,
+        format!(
+            "[activity]\ncheckpoint_every_entries = 1\ncheckpoint_every_s = 1\n\n[[activity.checkpoint_sinks]]\nkind = \"file\"\npath = \"{}\"\n",
+            sink.display()
+        ),
+    )
+    .expect("config");
+    let config_arg = config.to_str().expect("path").to_owned();
+    let mut server = Server::start(&data, &["--regions", "eu", "--config", &config_arg]).await;
+    let (_ws, token) = server.create_workspace("Sink Co", "eu").await;
+    for i in 0..3 {
+        server
+            .post(
+                "/v1/api-tokens",
+                &token,
+                json!({"name": format!("t{i}"), "permissions": ["contacts.read"]}),
+            )
+            .await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !fs::read_to_string(&sink)
+        .unwrap_or_default()
+        .contains("\"tree_size\":3")
+    {
+        assert!(Instant::now() < deadline, "no checkpoint reached the sink");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let keys = server
+        .request(Method::GET, "/v1/activity-logs/public-key", None, None)
+        .await
+        .json();
+    let pem_file = tmp.path().join("eu.pem");
+    fs::write(
+        &pem_file,
+        keys["keys"][0]["public_key_pem"].as_str().expect("pem"),
+    )
+    .expect("pem");
+    let export = server
+        .request(Method::GET, "/v1/activity-logs/export", Some(&token), None)
+        .await;
+    server.stop();
+    drop(server);
+    let export_file = tmp.path().join("export.jsonl");
+    fs::write(&export_file, &export.body).expect("export");
+    let path = |p: &Path| p.to_str().expect("path").to_owned();
+
+    let ok = interlock(&[
+        "audit",
+        "verify",
+        "--export",
+        &path(&export_file),
+        "--public-key",
+        &path(&pem_file),
+        "--checkpoints",
+        &path(&sink),
+    ]);
+    assert!(ok.ok(), "{}", ok.text());
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("external checkpoints match"));
+    let ok = interlock(&[
+        "audit",
+        "verify",
+        "--data-dir",
+        &path(&data),
+        "--checkpoints",
+        &path(&sink),
+    ]);
+    assert!(ok.ok(), "{}", ok.text());
+
+    // The operator wipes the whole log: the data folder alone still looks consistent …
+    let db = data.join("regions").join("eu").join("interlock.db");
+    {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .expect("open the store");
+        for sql in [
+            "DELETE FROM activity_log",
+            "DELETE FROM activity_checkpoints",
+            "DELETE FROM activity_heads",
+        ] {
+            sqlx::query(sql).execute(&mut conn).await.expect("wipe");
+        }
+        conn.close().await.expect("close");
+    }
+    let alone = interlock(&["audit", "verify", "--data-dir", &path(&data)]);
+    assert!(alone.ok(), "{}", alone.text());
+    // … but not against the checkpoints the auditor holds.
+    let caught = interlock(&[
+        "audit",
+        "verify",
+        "--data-dir",
+        &path(&data),
+        "--checkpoints",
+        &path(&sink),
+    ]);
+    assert!(!caught.ok(), "{}", caught.text());
+    assert!(
+        caught.text().contains("truncated or rewritten"),
+        "{}",
+        caught.text()
+    );
+}

@@ -139,14 +139,7 @@ async fn actions_are_logged_without_personal_data(store: Store) {
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    let r = app
-        .call(
-            Method::DELETE,
-            &format!("/v1/roles/{rid}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let r = app.delete(&format!("/v1/roles/{rid}"), &token).await;
     assert!(r.status.is_success(), "{:?}", r.body);
     let tk = app
         .post(
@@ -157,14 +150,7 @@ async fn actions_are_logged_without_personal_data(store: Store) {
         .await;
     assert_eq!(tk.status, 201, "{:?}", tk.body);
     let tkid = s(&tk.body["id"]);
-    let r = app
-        .call(
-            Method::DELETE,
-            &format!("/v1/api-tokens/{tkid}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let r = app.delete(&format!("/v1/api-tokens/{tkid}"), &token).await;
     assert!(r.status.is_success(), "{:?}", r.body);
     let r = app
         .call(
@@ -202,11 +188,9 @@ async fn actions_are_logged_without_personal_data(store: Store) {
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     let r = app
-        .call(
-            Method::DELETE,
+        .delete(
             &format!("/v1/messenger/secrets/{}", s(&sec.body["id"])),
-            Some(&token),
-            None,
+            &token,
         )
         .await;
     assert!(r.status.is_success(), "{:?}", r.body);
@@ -230,23 +214,11 @@ async fn actions_are_logged_without_personal_data(store: Store) {
         )
         .await;
     let r = app
-        .call(
-            Method::DELETE,
-            &format!("/v1/conversations/{}", s(&cv2.body["id"])),
-            Some(&token),
-            None,
-        )
+        .delete(&format!("/v1/conversations/{}", s(&cv2.body["id"])), &token)
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body, json!({"id": s(&cv2.body["id"]), "deleted": true}));
-    let r = app
-        .call(
-            Method::DELETE,
-            &format!("/v1/contacts/{ct}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let r = app.delete(&format!("/v1/contacts/{ct}"), &token).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body, json!({"id": ct, "deleted": true}));
     let gone = app.get(&format!("/v1/contacts/{ct}"), &token).await;
@@ -255,23 +227,9 @@ async fn actions_are_logged_without_personal_data(store: Store) {
         .get(&format!("/v1/conversations/{}", s(&cv.body["id"])), &token)
         .await;
     assert_problem(&gone, 404, "not_found");
-    let again = app
-        .call(
-            Method::DELETE,
-            &format!("/v1/contacts/{ct}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let again = app.delete(&format!("/v1/contacts/{ct}"), &token).await;
     assert_problem(&again, 404, "not_found");
-    let r = app
-        .call(
-            Method::DELETE,
-            &format!("/v1/teammates/{tm}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let r = app.delete(&format!("/v1/teammates/{tm}"), &token).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
 
     let entries = all_entries(&app, &token).await;
@@ -380,14 +338,7 @@ async fn denied_destructive_attempts_are_logged(store: Store) {
         )
         .await;
     let reader = s(&tk.body["token"]);
-    let r = app
-        .call(
-            Method::DELETE,
-            &format!("/v1/contacts/{ct}"),
-            Some(&reader),
-            None,
-        )
-        .await;
+    let r = app.delete(&format!("/v1/contacts/{ct}"), &reader).await;
     assert_problem(&r, 403, "permission_denied");
     // A refused read is not logged; only state-changing attempts are.
     let r = app.get("/v1/teammates", &reader).await;
@@ -432,13 +383,7 @@ async fn queries_filter_and_paginate(store: Store) {
     let ct = app
         .contact(&token, json!({"email": "lee@example.com"}))
         .await;
-    app.call(
-        Method::DELETE,
-        &format!("/v1/contacts/{ct}"),
-        Some(&token),
-        None,
-    )
-    .await;
+    app.delete(&format!("/v1/contacts/{ct}"), &token).await;
     // Pages of 2, newest first, no duplicates, and the other workspace sees none of it.
     let mut seen = Vec::new();
     let mut cursor = None::<String>;
@@ -833,14 +778,7 @@ async fn a_failed_append_fails_the_action(store: Store) {
             .unwrap();
         }
     }
-    let r = app
-        .call(
-            Method::DELETE,
-            &format!("/v1/contacts/{ct}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let r = app.delete(&format!("/v1/contacts/{ct}"), &token).await;
     assert_eq!(r.status, 500, "{:?}", r.body);
     // The action did not happen without its entry.
     assert_eq!(
@@ -888,13 +826,7 @@ async fn sinks_receive_entries_and_checkpoints(store: Store) {
     .await;
     let (ws, token) = app.workspace("us").await;
     let ct = app.contact(&token, json!({"email": EMAIL_MARKER})).await;
-    app.call(
-        Method::DELETE,
-        &format!("/v1/contacts/{ct}"),
-        Some(&token),
-        None,
-    )
-    .await;
+    app.delete(&format!("/v1/contacts/{ct}"), &token).await;
     app.post(
         "/v1/api-tokens",
         &token,

@@ -36,10 +36,6 @@ impl TestApp {
             .await
     }
 
-    async fn delete(&self, path: &str, token: &str) -> Resp {
-        self.call(Method::DELETE, path, Some(token), None).await
-    }
-
     /// Create a verification secret for all platforms; returns (id, value).
     async fn secret(&self, token: &str) -> (String, String) {
         let r = self
