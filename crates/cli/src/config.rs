@@ -91,6 +91,9 @@ pub struct FileConfig {
     /// `[[activity.sinks]]` (SIEM) and `[[activity.checkpoint_sinks]]`.
     #[serde(default)]
     pub activity: interlock_http::activity_tasks::ActivitySettings,
+    /// The retention sweeper: `[retention] sweep_every_s = 3600`, `batch = 500`.
+    #[serde(default)]
+    pub retention: interlock_http::activity_tasks::RetentionSettings,
 }
 
 /// `[messenger]`: every field optional; defaults in [`interlock_http::MessengerLimits`].
@@ -253,6 +256,8 @@ pub fn settings(args: &ServeArgs, file: &FileConfig) -> Result<(Settings, Socket
     s.public_origin = file.public_origin.clone();
     file.activity.validate().map_err(|e| anyhow::anyhow!(e))?;
     s.activity = file.activity.clone();
+    file.retention.validate().map_err(|e| anyhow::anyhow!(e))?;
+    s.retention = file.retention.clone();
     s.tls = match (&file.tls_cert, &file.tls_key) {
         (Some(cert), Some(key)) => Some(CertSource {
             cert: cert.clone(),

@@ -1,4 +1,4 @@
-//! The `interlock` binary: `serve`, `keys`, `audit`, `bench` and `version`.
+//! The `interlock` binary: `serve`, `keys`, `audit`, `data-map`, `bench` and `version`.
 //!
 //! Configuration is layered: defaults, then a TOML file (`--config`), then `INTERLOCK_*`
 //! environment variables, then flags. It is checked before anything listens.
@@ -7,6 +7,8 @@ mod audit;
 mod bench;
 mod bench_activity;
 mod config;
+mod datamap;
+mod retention;
 mod version;
 
 use std::path::PathBuf;
@@ -52,6 +54,14 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Print the data map: every stored data element, its category, encryption, retention and
+    /// erasure (JSON as `GET /v1/data-map` serves it, or a Fides dataset).
+    DataMap(datamap::DataMapArgs),
+    /// Enforce retention now (or, with --dry-run, show what would go at a moment).
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -84,6 +94,12 @@ enum KeysCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum RetentionCommand {
+    /// Sweep expired data in every region of a data folder.
+    Run(retention::RunArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,6 +153,10 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Audit {
             command: AuditCommand::Verify(args),
         } => audit::verify(args).await,
+        Command::Retention {
+            command: RetentionCommand::Run(args),
+        } => retention::run(args).await,
+        Command::DataMap(args) => datamap::run(&args),
         Command::Version { sbom } => {
             print!("{}", version::render(sbom));
             Ok(())

@@ -234,8 +234,8 @@ catalogue! {
         "A contact and everything that belongs to it was deleted; its encryption keys were destroyed. The target is the pseudonymous contact id.";
     ConversationDeleted = "conversation.deleted", "data", "high", true,
         "A conversation with its messages and attachments was deleted.";
-    BulkDeleted = "data.bulk_deleted", "data", "high", false,
-        "Many records were deleted at once (metadata holds counts per data element).";
+    BulkDeleted = "data.bulk_deleted", "data", "high", true,
+        "Many records were deleted at once, e.g. by a retention sweep as `system` (metadata: `reason`, counts per data element).";
     DataExported = "data.exported", "data", "high", false,
         "Customer data was exported (metadata.scope).";
     DataRequestCreated = "data_request.created", "data", "high", false,

@@ -31,6 +31,64 @@ pub struct ActivitySettings {
     pub checkpoint_sinks: Vec<SinkConfig>,
 }
 
+/// The retention sweeper's schedule (`[retention]` in the configuration).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSettings {
+    /// Sweep every this many seconds (default 3600).
+    pub sweep_every_s: u64,
+    /// Candidates read per batch (default 500).
+    pub batch: i64,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            sweep_every_s: 3600,
+            batch: 500,
+        }
+    }
+}
+
+impl RetentionSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=86_400).contains(&self.sweep_every_s) {
+            return Err("retention.sweep_every_s must be between 1 and 86400".into());
+        }
+        if !(1..=10_000).contains(&self.batch) {
+            return Err("retention.batch must be between 1 and 10000".into());
+        }
+        Ok(())
+    }
+}
+
+/// Run the retention sweep on every cell on its schedule, with time from `clock`.
+pub fn spawn_retention(
+    cells: BTreeMap<Region, Arc<Cell>>,
+    settings: &RetentionSettings,
+    clock: Arc<dyn interlock_storage::Clock>,
+) -> tokio::task::JoinHandle<()> {
+    let every = Duration::from_secs(settings.sweep_every_s);
+    let batch = settings.batch;
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            for cell in cells.values() {
+                match cell.retention_sweep(clock.now_ms(), batch, None).await {
+                    Ok(r) if r.total() > 0 => {
+                        tracing::info!(region = %cell.region(), deleted = r.total(), "retention sweep");
+                    }
+                    Ok(_) => {}
+                    Err(StoreError::Closed) => return,
+                    Err(e) => {
+                        tracing::warn!(region = %cell.region(), error = %e, "retention sweep failed");
+                    }
+                }
+            }
+        }
+    })
+}
+
 impl Default for ActivitySettings {
     fn default() -> Self {
         Self {

@@ -43,7 +43,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::error::ApiError;
 pub use crate::messenger::{MessengerLimits, RateLimits};
 use crate::routes::{
-    access, activity as activity_routes, auth, contacts, conversations, events,
+    access, activity as activity_routes, auth, contacts, conversations, datamap, events,
     messenger as messenger_routes, operator, passkeys as passkey_routes, system, teammates,
 };
 
@@ -208,6 +208,7 @@ fn api_routes(limits: Limits) -> Router<Arc<AppState>> {
             axum::routing::delete(access::revoke_token),
         )
         .route("/v1/permissions", get(access::permissions))
+        .route("/v1/data-map", get(datamap::get))
         .route(
             "/v1/teammates",
             post(teammates::create).get(teammates::list),

@@ -5,8 +5,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::dto;
 use crate::routes::{
-    access, activity, auth, contacts, conversations, events, messenger, operator, passkeys, system,
-    teammates,
+    access, activity, auth, contacts, conversations, datamap, events, messenger, operator,
+    passkeys, system, teammates,
 };
 
 struct Security;
@@ -96,6 +96,7 @@ impl Modify for Security {
         activity::public_key,
         activity::list,
         activity::export,
+        datamap::get,
         system::healthz,
         system::metrics,
     ),
@@ -148,6 +149,11 @@ impl Modify for Security {
         passkeys::PasskeyOut,
         passkeys::RemovePasskey,
         passkeys::PasskeyLogin,
+        datamap::DataMapOut,
+        datamap::CollectionOut,
+        datamap::FieldOut,
+        datamap::RetentionOut,
+        datamap::IndexOut,
     )),
     modifiers(&Security),
     tags(
@@ -160,6 +166,7 @@ impl Modify for Security {
         (name = "auth", description = "Teammates signing in: invitations, sessions, two-factor authentication"),
         (name = "access", description = "Permissions, roles and scoped API tokens. Each operation's `x-permission` names the permission it needs"),
         (name = "messenger", description = "End users' messenger sessions, identity verification secrets and settings"),
+        (name = "privacy", description = "The data map: every stored data element with its fideslang category, data subject and use, encryption, retention and erasure"),
         (name = "system", description = "Health and metrics"),
     )
 )]

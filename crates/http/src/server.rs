@@ -36,6 +36,10 @@ pub struct Settings {
     pub public_origin: Option<String>,
     /// Activity log checkpoints, retention and sinks.
     pub activity: crate::activity_tasks::ActivitySettings,
+    /// The retention sweeper's schedule.
+    pub retention: crate::activity_tasks::RetentionSettings,
+    /// Time for retention (the system clock; tests move it).
+    pub clock: Arc<dyn interlock_storage::Clock>,
 }
 
 impl Settings {
@@ -50,6 +54,8 @@ impl Settings {
             tls: None,
             public_origin: None,
             activity: crate::activity_tasks::ActivitySettings::default(),
+            retention: crate::activity_tasks::RetentionSettings::default(),
+            clock: Arc::new(interlock_storage::SystemClock),
         }
     }
 
@@ -169,6 +175,7 @@ pub struct Running {
     handle: axum_server::Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     activity: tokio::task::JoinHandle<()>,
+    retention: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -177,6 +184,7 @@ impl Running {
         self.handle.graceful_shutdown(Some(Duration::from_secs(10)));
         let _ = self.task.await;
         self.activity.abort();
+        self.retention.abort();
         for cell in self.state.cells.values() {
             cell.close().await;
         }
@@ -201,6 +209,7 @@ impl Running {
             }
         };
         self.activity.abort();
+        self.retention.abort();
         for cell in self.state.cells.values() {
             cell.close().await;
         }
@@ -215,6 +224,7 @@ pub async fn start(
 ) -> Result<Running, StartError> {
     tls::install_provider();
     settings.activity.validate().map_err(StartError::Invalid)?;
+    settings.retention.validate().map_err(StartError::Invalid)?;
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -245,6 +255,11 @@ pub async fn start(
     });
     let activity = crate::activity_tasks::spawn(state.cells.clone(), &settings.activity)
         .map_err(|e| StartError::Invalid(format!("activity sink: {e}")))?;
+    let retention = crate::activity_tasks::spawn_retention(
+        state.cells.clone(),
+        &settings.retention,
+        settings.clock.clone(),
+    );
     let router = app(state.clone());
     listener
         .set_nonblocking(true)
@@ -276,5 +291,6 @@ pub async fn start(
         handle,
         task,
         activity,
+        retention,
     })
 }

@@ -25,6 +25,7 @@ mod activity;
 mod deletion;
 mod messenger;
 mod passkeys;
+mod retention;
 mod teammates;
 mod tokens;
 
@@ -35,6 +36,7 @@ pub use activity::{
 pub use deletion::DeletionCounts;
 pub use messenger::{MessengerSecret, MessengerSession, SessionScope};
 pub use passkeys::{CEREMONY_TTL_MS, StoredPasskey};
+pub use retention::{REMOVED_TEAMMATE_MAX_AGE_MS, RetentionReport, VISITOR_MAX_AGE_MS};
 pub use teammates::{
     CustomRole, INVITATION_TTL_MS, LoginRecord, SessionInfo, SessionPrincipal, Teammate,
 };
@@ -599,7 +601,7 @@ impl Cell {
         let attrs = serde_json::to_vec(input.custom_attributes.as_map())
             .map_err(|_| StoreError::Config("attributes".into()))?;
         let stmt = Stmt::new(
-            "INSERT INTO contacts (workspace_id, id, role, subject_key_id, external_id_ct, external_id_bidx, email_ct, email_bidx, name_ct, phone_ct, custom_attributes_ct, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+            "INSERT INTO contacts (workspace_id, id, role, subject_key_id, external_id_ct, external_id_bidx, email_ct, email_bidx, name_ct, phone_ct, custom_attributes_ct, created_at, updated_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $12)",
             vec![
                 Arg::Text(ws.to_string()),
                 Arg::Text(id.to_string()),

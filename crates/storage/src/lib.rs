@@ -12,6 +12,7 @@
 pub mod blobs;
 mod cache;
 pub mod cell;
+pub mod datamap;
 pub mod db;
 pub mod records;
 pub mod schema;
@@ -19,8 +20,8 @@ pub mod schema;
 pub use cell::{
     ActivityFilter, ActivityHead, ApiTokenInfo, Cell, CellConfig, ChainFailure, ChainReport,
     CustomRole, CutReport, DeletionCounts, LoginRecord, MessengerSecret, MessengerSession,
-    RawActivity, SessionInfo, SessionPrincipal, SessionScope, StoredActivity, Teammate,
-    TokenPrincipal, TokenScope,
+    REMOVED_TEAMMATE_MAX_AGE_MS, RawActivity, RetentionReport, SessionInfo, SessionPrincipal,
+    SessionScope, StoredActivity, Teammate, TokenPrincipal, TokenScope, VISITOR_MAX_AGE_MS,
 };
 pub use db::{Backend, Writer, WriterStats};
 pub use records::*;
@@ -72,4 +73,47 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// Where time comes from for work that acts on age (retention sweeps): the system clock in
+/// production, a clock the test moves in tests.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        now_ms()
+    }
+}
+
+/// A clock that runs `offset_ms` ahead of the system clock (tests move time with it).
+#[derive(Debug, Default)]
+pub struct OffsetClock {
+    offset_ms: std::sync::atomic::AtomicI64,
+}
+
+impl OffsetClock {
+    pub fn new(offset_ms: i64) -> Self {
+        Self {
+            offset_ms: std::sync::atomic::AtomicI64::new(offset_ms),
+        }
+    }
+
+    /// Move the clock to `offset_ms` ahead of now.
+    pub fn set_offset(&self, offset_ms: i64) {
+        self.offset_ms
+            .store(offset_ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now_ms(&self) -> i64 {
+        now_ms() + self.offset_ms.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }

@@ -344,4 +344,16 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             )",
         ],
     ),
+    (
+        7,
+        &[
+            // When a contact was last seen (created, or a messenger session opened for it):
+            // visitors expire on it. The index lets a sweep that finds nothing read a few index
+            // pages, not the table.
+            "ALTER TABLE contacts ADD COLUMN last_seen_at BIGINT",
+            "UPDATE contacts SET last_seen_at = updated_at",
+            "CREATE INDEX contacts_last_seen ON contacts (role, last_seen_at)",
+            "CREATE INDEX teammates_removed ON teammates (removed_at)",
+        ],
+    ),
 ];

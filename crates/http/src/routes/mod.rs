@@ -6,6 +6,7 @@ pub mod activity;
 pub mod auth;
 pub mod contacts;
 pub mod conversations;
+pub mod datamap;
 pub mod events;
 pub mod messenger;
 pub mod operator;

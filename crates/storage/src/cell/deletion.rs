@@ -84,6 +84,19 @@ impl Cell {
         id: &ContactId,
         act: &NewActivity,
     ) -> Result<DeletionCounts, StoreError> {
+        self.delete_contact_if(ws, id, act, None).await
+    }
+
+    /// [`Cell::delete_contact`], and with `visitor_seen_before` only if the contact is still a
+    /// visitor last seen before that time (checked in the deleting transaction, so a visitor
+    /// seen meanwhile is kept: `NotFound`).
+    pub(crate) async fn delete_contact_if(
+        &self,
+        ws: &WorkspaceId,
+        id: &ContactId,
+        act: &NewActivity,
+        visitor_seen_before: Option<i64>,
+    ) -> Result<DeletionCounts, StoreError> {
         self.contact_row(ws, id).await?;
         let cid = id.as_str();
         let counts = DeletionCounts {
@@ -173,10 +186,20 @@ impl Cell {
                 "DELETE FROM events WHERE workspace_id = $1 AND contact_id = $2",
                 two(),
             ),
-            Stmt::new(
-                "DELETE FROM contacts WHERE workspace_id = $1 AND id = $2",
-                two(),
-            )
+            match visitor_seen_before {
+                None => Stmt::new(
+                    "DELETE FROM contacts WHERE workspace_id = $1 AND id = $2",
+                    two(),
+                ),
+                Some(before) => Stmt::new(
+                    "DELETE FROM contacts WHERE workspace_id = $1 AND id = $2 AND role = 'visitor' AND last_seen_at < $3",
+                    vec![
+                        Arg::Text(ws.to_string()),
+                        Arg::Text(cid.to_owned()),
+                        Arg::Int(before),
+                    ],
+                ),
+            }
             .expect(1),
         ];
         unit.push(

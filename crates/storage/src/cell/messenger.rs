@@ -472,6 +472,15 @@ impl Cell {
                     Arg::Int(now),
                 ],
             ),
+            // Seen now: visitors expire from their last session (see retention).
+            Stmt::new(
+                "UPDATE contacts SET last_seen_at = $3 WHERE workspace_id = $1 AND id = $2",
+                vec![
+                    Arg::Text(ws.to_string()),
+                    Arg::Text(contact.to_string()),
+                    Arg::Int(now),
+                ],
+            ),
         ];
         self.writer.write(unit).await?;
         Ok((token, expires_at))

@@ -1,0 +1,439 @@
+//! `interlock data-map --format json|fides`: the data map (`interlock_storage::datamap`) as the
+//! JSON `GET /v1/data-map` serves, or as a Fides dataset (YAML) for Ethyca's `fides` tools.
+//!
+//! The Fides dataset carries what the format has room for: collections, fields and their
+//! `data_categories`, descriptions, and `fides_meta.primary_key`. Data subjects and uses
+//! belong to Fides *systems*, not datasets, so they are written into each field's description
+//! together with the encryption, retention and erasure. The YAML is written by hand: every
+//! string is emitted double-quoted with JSON escapes, which YAML reads the same.
+
+use std::io::Write;
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use interlock_storage::datamap::{self, Collection, CollectionKind, Field};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// The JSON document `GET /v1/data-map` serves.
+    Json,
+    /// A Fides dataset (fideslang YAML).
+    Fides,
+}
+
+#[derive(Debug, Args)]
+pub struct DataMapArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
+}
+
+pub fn run(args: &DataMapArgs) -> Result<()> {
+    let out = match args.format {
+        Format::Json => json()?,
+        Format::Fides => fides_yaml(),
+    };
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        // `interlock data-map | head` is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+/// The served JSON, pretty-printed.
+pub fn json() -> Result<String> {
+    let mut s = serde_json::to_string_pretty(&datamap::document())?;
+    s.push('\n');
+    Ok(s)
+}
+
+/// The Fides dataset key.
+pub const FIDES_KEY: &str = "interlock";
+
+/// A YAML node: only what a Fides dataset needs, with map keys in a chosen order.
+#[derive(Debug, Clone, PartialEq)]
+enum Y {
+    Str(String),
+    Bool(bool),
+    List(Vec<Y>),
+    Map(Vec<(&'static str, Y)>),
+}
+
+fn s(v: impl Into<String>) -> Y {
+    Y::Str(v.into())
+}
+
+fn kind(c: &Collection) -> &'static str {
+    match c.kind {
+        CollectionKind::Table => "table",
+        CollectionKind::Blobs => "blobs",
+        CollectionKind::KeyFiles => "key_files",
+    }
+}
+
+fn collection_description(c: &Collection) -> String {
+    let mut d = format!(
+        "{} Kind: {}. Location: {}.",
+        c.description,
+        kind(c),
+        c.location
+    );
+    if !c.primary_key.is_empty() {
+        d.push_str(&format!(" Primary key: ({}).", c.primary_key.join(", ")));
+    }
+    if !c.indexes.is_empty() {
+        let list: Vec<String> = c
+            .indexes
+            .iter()
+            .map(|i| {
+                format!(
+                    "{} ({}{})",
+                    i.name,
+                    if i.unique { "unique: " } else { "" },
+                    i.columns.join(", ")
+                )
+            })
+            .collect();
+        d.push_str(&format!(" Indexes: {}.", list.join("; ")));
+    }
+    d
+}
+
+fn field_description(f: &Field) -> String {
+    format!(
+        "{} Data subject: {}. Data use: {}. Protection: {} ({}). Retention: {} ({}). Erasure: {} ({}).",
+        f.description,
+        f.data_subject.map_or("none", |d| d.as_str()),
+        f.data_use,
+        f.encryption.describe(),
+        f.encryption.as_str(),
+        f.retention.describe(),
+        f.retention.rule(),
+        f.erasure.describe(),
+        f.erasure.as_str(),
+    )
+}
+
+/// The dataset as a tree.
+fn dataset() -> Y {
+    let collections = datamap::DATA_MAP
+        .iter()
+        .map(|c| {
+            let fields = c
+                .fields
+                .iter()
+                .map(|f| {
+                    let mut m = vec![
+                        ("name", s(f.name)),
+                        ("description", s(field_description(f))),
+                        ("data_categories", Y::List(vec![s(f.data_category)])),
+                    ];
+                    if c.primary_key.contains(&f.name) {
+                        m.push(("fides_meta", Y::Map(vec![("primary_key", Y::Bool(true))])));
+                    }
+                    Y::Map(m)
+                })
+                .collect();
+            Y::Map(vec![
+                ("name", s(c.name)),
+                ("description", s(collection_description(c))),
+                ("fields", Y::List(fields)),
+            ])
+        })
+        .collect();
+    Y::Map(vec![(
+        "dataset",
+        Y::List(vec![Y::Map(vec![
+            ("fides_key", s(FIDES_KEY)),
+            ("name", s("Interlock")),
+            (
+                "description",
+                s(format!(
+                    "Every data element an Interlock {} deployment stores, per region: the tables of the region database, the attachment files and the key files. Generated by `interlock data-map --format fides` from the data map in the code.",
+                    env!("CARGO_PKG_VERSION")
+                )),
+            ),
+            ("collections", Y::List(collections)),
+        ])]),
+    )])
+}
+
+/// A scalar's text, or `None` for a non-empty map or list.
+fn scalar(y: &Y) -> Option<String> {
+    match y {
+        // JSON string syntax is YAML double-quoted string syntax.
+        Y::Str(v) => Some(serde_json::Value::String(v.clone()).to_string()),
+        Y::Bool(b) => Some(b.to_string()),
+        Y::List(v) if v.is_empty() => Some("[]".to_owned()),
+        Y::Map(m) if m.is_empty() => Some("{}".to_owned()),
+        Y::List(_) | Y::Map(_) => None,
+    }
+}
+
+/// Block-style lines of a non-empty map or list at `indent`.
+fn block(y: &Y, indent: usize, out: &mut Vec<String>) {
+    let pad = " ".repeat(indent);
+    match y {
+        Y::Map(entries) => {
+            for (k, v) in entries {
+                match scalar(v) {
+                    Some(text) => out.push(format!("{pad}{k}: {text}")),
+                    None => {
+                        out.push(format!("{pad}{k}:"));
+                        block(v, indent + 2, out);
+                    }
+                }
+            }
+        }
+        Y::List(items) => {
+            for item in items {
+                match scalar(item) {
+                    Some(text) => out.push(format!("{pad}- {text}")),
+                    None => {
+                        // The item's first line goes after the dash.
+                        let start = out.len();
+                        block(item, indent + 2, out);
+                        if let Some(first) = out.get_mut(start) {
+                            *first = format!("{pad}- {}", &first[indent + 2..]);
+                        }
+                    }
+                }
+            }
+        }
+        Y::Str(_) | Y::Bool(_) => {}
+    }
+}
+
+/// The Fides dataset YAML.
+pub fn fides_yaml() -> String {
+    let mut lines = vec![
+        "# Interlock's data map as a Fides dataset: `fides push` / `fides evaluate` read it."
+            .to_owned(),
+        "# Data subjects, data uses, encryption, retention and erasure are in each field's description."
+            .to_owned(),
+    ];
+    block(&dataset(), 0, &mut lines);
+    let mut text = lines.join("\n");
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::{Map, Value, json};
+
+    use super::*;
+
+    fn to_value(y: &Y) -> Value {
+        match y {
+            Y::Str(v) => Value::String(v.clone()),
+            Y::Bool(b) => Value::Bool(*b),
+            Y::List(v) => Value::Array(v.iter().map(to_value).collect()),
+            Y::Map(m) => Value::Object(
+                m.iter()
+                    .map(|(k, v)| ((*k).to_owned(), to_value(v)))
+                    .collect::<Map<_, _>>(),
+            ),
+        }
+    }
+
+    /// A reader for the YAML subset `block` writes (block maps and lists, double-quoted
+    /// strings, booleans, `[]`, `{}`), strict enough to catch a misplaced line.
+    struct Reader<'a> {
+        lines: Vec<(usize, &'a str)>,
+        pos: usize,
+    }
+
+    impl<'a> Reader<'a> {
+        fn new(text: &'a str) -> Self {
+            let lines = text
+                .lines()
+                .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+                .map(|l| {
+                    let body = l.trim_start_matches(' ');
+                    (l.len() - body.len(), body)
+                })
+                .collect();
+            Reader { lines, pos: 0 }
+        }
+
+        fn scalar(text: &str) -> Value {
+            match text {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                "[]" => json!([]),
+                "{}" => json!({}),
+                t => {
+                    assert!(t.starts_with('"') && t.ends_with('"'), "unquoted: {t}");
+                    Value::String(serde_json::from_str(t).unwrap())
+                }
+            }
+        }
+
+        fn node(&mut self, indent: usize) -> Value {
+            let (at, text) = self.lines[self.pos];
+            assert_eq!(at, indent, "line {}: {text}", self.pos);
+            if text.starts_with("- ") {
+                let mut items = Vec::new();
+                while let Some(&(at, text)) = self.lines.get(self.pos) {
+                    if at != indent || !text.starts_with("- ") {
+                        assert!(at < indent, "stray line {text}");
+                        break;
+                    }
+                    let rest = &text[2..];
+                    if rest.starts_with('"') || ["true", "false", "[]", "{}"].contains(&rest) {
+                        items.push(Self::scalar(rest));
+                        self.pos += 1;
+                    } else {
+                        self.lines[self.pos] = (indent + 2, rest);
+                        items.push(self.node(indent + 2));
+                    }
+                }
+                Value::Array(items)
+            } else {
+                let mut map = Map::new();
+                while let Some(&(at, text)) = self.lines.get(self.pos) {
+                    if at != indent || text.starts_with("- ") {
+                        assert!(at < indent || text.starts_with("- "), "stray line {text}");
+                        break;
+                    }
+                    let (key, rest) = match text.split_once(": ") {
+                        Some((k, r)) => (k, Some(r)),
+                        None => (text.strip_suffix(':').unwrap(), None),
+                    };
+                    assert!(
+                        key.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                        "key {key}"
+                    );
+                    self.pos += 1;
+                    let value = match rest {
+                        Some(r) => Self::scalar(r),
+                        None => {
+                            let next = self.lines[self.pos].0;
+                            assert!(next > indent, "empty value for {key}");
+                            self.node(next)
+                        }
+                    };
+                    assert!(map.insert(key.to_owned(), value).is_none(), "{key} twice");
+                }
+                Value::Object(map)
+            }
+        }
+    }
+
+    fn read(text: &str) -> Value {
+        let mut r = Reader::new(text);
+        let v = r.node(0);
+        assert_eq!(r.pos, r.lines.len(), "trailing lines");
+        v
+    }
+
+    #[test]
+    fn json_is_the_served_document() {
+        let printed: Value = serde_json::from_str(&json().unwrap()).unwrap();
+        assert_eq!(printed, serde_json::to_value(datamap::document()).unwrap());
+    }
+
+    #[test]
+    fn fides_yaml_reads_back_as_the_dataset() {
+        let yaml = fides_yaml();
+        assert!(
+            yaml.contains("\ndataset:\n  - fides_key: \"interlock\"\n    name: \"Interlock\"\n"),
+            "{yaml}"
+        );
+        assert!(
+            yaml.contains(
+                "      - name: \"contacts\"\n        description: \"A workspace's contacts"
+            )
+        );
+        assert!(yaml.contains(
+            "          - name: \"email_ct\"\n            description: \"Email address (normalised), sealed. Data subject: customer. Data use: essential.service. Protection: AES-256-GCM under the data subject's own key (subject_key)."
+        ));
+        assert!(
+            yaml.contains("            data_categories:\n              - \"user.contact.email\"\n")
+        );
+        assert!(yaml.contains("            fides_meta:\n              primary_key: true\n"));
+        let read = read(&yaml);
+        assert_eq!(read, to_value(&dataset()));
+
+        // Every collection and field of the map, with its category.
+        let collections = read["dataset"][0]["collections"].as_array().unwrap();
+        assert_eq!(collections.len(), datamap::DATA_MAP.len());
+        for (c, yc) in datamap::DATA_MAP.iter().zip(collections) {
+            assert_eq!(yc["name"], c.name);
+            let fields = yc["fields"].as_array().unwrap();
+            assert_eq!(fields.len(), c.fields.len(), "{}", c.name);
+            for (f, yf) in c.fields.iter().zip(fields) {
+                assert_eq!(yf["name"], f.name);
+                assert_eq!(yf["data_categories"], json!([f.data_category]));
+                let keys: Vec<&String> = yf.as_object().unwrap().keys().collect();
+                for k in keys {
+                    assert!(
+                        ["name", "description", "data_categories", "fides_meta"]
+                            .contains(&k.as_str())
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn strings_are_escaped() {
+        let y = Y::Map(vec![
+            (
+                "a",
+                s("quote \" backslash \\ newline \n tab \t colon: # hash — dash"),
+            ),
+            (
+                "b",
+                Y::List(vec![s("x"), Y::Map(vec![("c", Y::Bool(false))])]),
+            ),
+            ("d", Y::List(vec![])),
+        ]);
+        let mut lines = Vec::new();
+        block(&y, 0, &mut lines);
+        let text = lines.join("\n");
+        assert_eq!(read(&text), to_value(&y));
+        assert!(!text.contains('\t'));
+    }
+
+    /// If python3 with PyYAML is here, a real YAML parser reads the same dataset.
+    #[test]
+    fn pyyaml_reads_the_dataset_when_available() {
+        use std::process::{Command, Stdio};
+        let has_yaml = Command::new("python3")
+            .args(["-c", "import yaml"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !has_yaml {
+            eprintln!("python3 with PyYAML not found: skipped");
+            return;
+        }
+        let mut child = Command::new("python3")
+            .args([
+                "-c",
+                "import sys, json, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(fides_yaml().as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let parsed: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(parsed, to_value(&dataset()));
+    }
+}

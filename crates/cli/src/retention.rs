@@ -1,0 +1,140 @@
+//! `interlock retention run`: the retention sweep on demand, over every region of a data
+//! folder — or, with `--dry-run`, what it would delete at a moment (`--as-of`), deleting
+//! nothing.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use interlock_domain::Region;
+use serde::Serialize;
+
+use crate::config::StoreArgs;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[arg(long, default_value = "./interlock-data")]
+    pub data_dir: PathBuf,
+    #[arg(long)]
+    pub key_dir: Option<PathBuf>,
+    /// The PostgreSQL server URL the data folder's regions use (SQLite when unset).
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Only this region.
+    #[arg(long)]
+    pub region: Option<Region>,
+    /// Print what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The moment to plan for (RFC 3339, e.g. 2027-09-01T00:00:00Z); only with --dry-run.
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct WorkspaceOut {
+    id: String,
+    deletions: std::collections::BTreeMap<&'static str, i64>,
+}
+
+#[derive(Debug, Serialize)]
+struct Out {
+    as_of: String,
+    dry_run: bool,
+    workspaces: Vec<WorkspaceOut>,
+    total: i64,
+}
+
+fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+pub async fn run(args: RunArgs) -> Result<()> {
+    let as_of_ms = match (&args.as_of, args.dry_run) {
+        (Some(_), false) => bail!("--as-of plans for another moment: it needs --dry-run"),
+        (Some(t), true) => {
+            let t = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .with_context(|| format!("--as-of {t:?} is not an RFC 3339 time"))?;
+            i64::try_from(t.unix_timestamp_nanos() / 1_000_000).context("--as-of out of range")?
+        }
+        (None, _) => interlock_storage::now_ms(),
+    };
+    let regions: Vec<Region> = match args.region {
+        Some(r) => vec![r],
+        None => Region::ALL
+            .iter()
+            .copied()
+            .filter(|r| {
+                args.database.is_some() || args.data_dir.join("regions").join(r.as_str()).exists()
+            })
+            .collect(),
+    };
+    if regions.is_empty() {
+        bail!("no region data under {}", args.data_dir.display());
+    }
+    let mut out = Out {
+        as_of: rfc3339(as_of_ms),
+        dry_run: args.dry_run,
+        workspaces: Vec::new(),
+        total: 0,
+    };
+    for region in regions {
+        let store = StoreArgs {
+            data_dir: args.data_dir.clone(),
+            key_dir: args.key_dir.clone(),
+            database: args.database.clone(),
+        };
+        let settings = store.settings(region)?;
+        let cfg = interlock_http::server::cell_config(&settings, region).await?;
+        if !cfg.key_dir.join(region.as_str()).exists() {
+            bail!(
+                "no key folder for region {region} under {} (pass --key-dir)",
+                cfg.key_dir.display()
+            );
+        }
+        let cell = interlock_storage::Cell::open(cfg).await?;
+        let report = if args.dry_run {
+            cell.retention_plan(as_of_ms).await?
+        } else {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_message(format!("region {region}: sweeping"));
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            let r = cell.retention_sweep(as_of_ms, 500, None).await;
+            bar.finish_and_clear();
+            r?
+        };
+        cell.close().await;
+        out.total += report.total();
+        for (id, deletions) in report.workspaces {
+            out.workspaces.push(WorkspaceOut { id, deletions });
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&out)?);
+        return Ok(());
+    }
+    let verb = if args.dry_run {
+        "would delete"
+    } else {
+        "deleted"
+    };
+    println!("as of {}: {verb} {} records", out.as_of, out.total);
+    for w in &out.workspaces {
+        let parts: Vec<String> = w
+            .deletions
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        println!("  {}: {}", w.id, parts.join(", "));
+    }
+    Ok(())
+}
