@@ -224,8 +224,8 @@ catalogue! {
         "The workspace security settings changed (metadata.before / metadata.after).";
     MessengerSettingsUpdated = "settings.messenger.updated", "settings", "high", true,
         "The messenger settings changed, e.g. identity verification (metadata.before / metadata.after).";
-    RetentionSettingsUpdated = "settings.retention.updated", "settings", "high", false,
-        "The retention settings changed (metadata.before / metadata.after). Emitted once retention settings exist.";
+    RetentionSettingsUpdated = "settings.retention.updated", "settings", "high", true,
+        "The retention settings changed (metadata.before / metadata.after).";
     MessengerSecretCreated = "messenger.secret.created", "messenger", "high", true,
         "An identity verification secret was created.";
     MessengerSecretDeleted = "messenger.secret.deleted", "messenger", "high", true,

@@ -11,6 +11,7 @@ pub mod input;
 pub mod messenger;
 pub mod permission;
 pub mod region;
+pub mod retention;
 pub mod teammate;
 
 pub use activity::{ActivityEntry, ActivityType, Actor, ActorType, NewActivity, Target};
@@ -26,4 +27,5 @@ pub use input::{
 pub use messenger::{IdentityVerification, MessengerSettings, Platform, Platforms};
 pub use permission::{BuiltinRole, Decision, Permission, PermissionSet, authorize};
 pub use region::Region;
+pub use retention::RetentionSettings;
 pub use teammate::{IpAllowlist, SecuritySettings, TeammateRole};

@@ -44,7 +44,8 @@ use crate::error::ApiError;
 pub use crate::messenger::{MessengerLimits, RateLimits};
 use crate::routes::{
     access, activity as activity_routes, auth, contacts, conversations, datamap, events,
-    messenger as messenger_routes, operator, passkeys as passkey_routes, system, teammates,
+    messenger as messenger_routes, operator, passkeys as passkey_routes,
+    retention as retention_routes, system, teammates,
 };
 
 /// Size limits on request bodies, and the messenger's abuse limits.
@@ -216,6 +217,10 @@ fn api_routes(limits: Limits) -> Router<Arc<AppState>> {
         .route(
             "/v1/teammates/{id}",
             axum::routing::patch(teammates::update).delete(teammates::remove),
+        )
+        .route(
+            "/v1/workspace/retention",
+            get(retention_routes::get).put(retention_routes::put),
         )
         .route(
             "/v1/workspace/security",

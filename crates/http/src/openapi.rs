@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 use crate::dto;
 use crate::routes::{
     access, activity, auth, contacts, conversations, datamap, events, messenger, operator,
-    passkeys, system, teammates,
+    passkeys, retention, system, teammates,
 };
 
 struct Security;
@@ -77,6 +77,8 @@ impl Modify for Security {
         teammates::list,
         teammates::update,
         teammates::remove,
+        retention::get,
+        retention::put,
         teammates::get_security,
         teammates::put_security,
         auth::accept_invitation,

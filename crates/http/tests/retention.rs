@@ -14,9 +14,13 @@ use std::time::Duration;
 
 use common::{Store, TestApp, assert_problem};
 use interlock_storage::{OffsetClock, VISITOR_MAX_AGE_MS};
+use reqwest::Method;
 use serde_json::json;
 
-store_tests!(the_server_sweeps_expired_visitors);
+store_tests!(
+    the_server_sweeps_expired_visitors,
+    workspace_settings_shorten_retention,
+);
 
 async fn the_server_sweeps_expired_visitors(store: Store) {
     let clock = Arc::new(OffsetClock::new(0));
@@ -80,5 +84,130 @@ async fn the_server_sweeps_expired_visitors(store: Store) {
     assert!(entries.iter().any(|e| e["type"] == "data.bulk_deleted"
         && e["metadata"]["contacts"] == 1
         && e["metadata"]["reason"] == "retention"));
+    app.stop().await;
+}
+
+async fn workspace_settings_shorten_retention(store: Store) {
+    let clock = Arc::new(OffsetClock::new(0));
+    let c = clock.clone();
+    let app = TestApp::spawn_with(store, move |s| {
+        s.retention.sweep_every_s = 1;
+        s.clock = c;
+    })
+    .await;
+    let (_ws, token) = app.workspace("eu").await;
+    let r = app.get("/v1/workspace/retention", &token).await;
+    assert_eq!(
+        r.body,
+        json!({"conversation_days": null, "visitor_days": 274})
+    );
+    let put = |body: serde_json::Value| {
+        app.call(
+            Method::PUT,
+            "/v1/workspace/retention",
+            Some(&token),
+            Some(body),
+        )
+    };
+    assert_problem(
+        &put(json!({"conversation_days": null, "visitor_days": 275})).await,
+        422,
+        "visitor_expiry_too_long",
+    );
+    assert_problem(
+        &put(json!({"conversation_days": 0, "visitor_days": 30})).await,
+        422,
+        "out_of_range",
+    );
+    assert_problem(
+        &put(json!({"conversation_days": 10, "visitor_days": -1})).await,
+        422,
+        "invalid_body",
+    );
+    assert_problem(
+        &put(json!({"visitor_days": 30, "forever": true})).await,
+        422,
+        "invalid_body",
+    );
+    let visitor = app.contact(&token, json!({"role": "visitor"})).await;
+    let user = app
+        .contact(&token, json!({"email": "keep@example.com"}))
+        .await;
+    let cv = app
+        .post(
+            "/v1/conversations",
+            &token,
+            json!({"contact_id": user, "body": "an old question"}),
+        )
+        .await;
+    let cv = cv.body["id"].as_str().unwrap().to_owned();
+    let r = put(json!({"conversation_days": 30, "visitor_days": 60})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        app.get("/v1/workspace/retention", &token).await.body,
+        json!({"conversation_days": 30, "visitor_days": 60})
+    );
+    // 31 days on: the idle conversation goes, the visitor (60 days) and the user stay.
+    clock.set_offset(31 * 86_400_000);
+    let mut gone = false;
+    for _ in 0..50 {
+        if app
+            .get(&format!("/v1/conversations/{cv}"), &token)
+            .await
+            .status
+            == 404
+        {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(gone, "the idle conversation was not swept");
+    assert_eq!(
+        app.get(&format!("/v1/contacts/{visitor}"), &token)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        app.get(&format!("/v1/contacts/{user}"), &token)
+            .await
+            .status,
+        200
+    );
+    // 61 days on: the visitor goes too, well before nine months.
+    clock.set_offset(61 * 86_400_000);
+    let mut gone = false;
+    for _ in 0..50 {
+        if app
+            .get(&format!("/v1/contacts/{visitor}"), &token)
+            .await
+            .status
+            == 404
+        {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        gone,
+        "the visitor was not swept at the workspace's shorter expiry"
+    );
+    assert_eq!(
+        app.get(&format!("/v1/contacts/{user}"), &token)
+            .await
+            .status,
+        200
+    );
+    let log = app
+        .get("/v1/activity-logs?types=settings.retention.updated", &token)
+        .await;
+    let e = &log.body["data"][0];
+    assert_eq!(e["metadata"]["before"]["visitor_days"], 274);
+    assert_eq!(
+        e["metadata"]["after"],
+        json!({"conversation_days": 30, "visitor_days": 60})
+    );
     app.stop().await;
 }

@@ -1348,6 +1348,32 @@ pub static DATA_MAP: &[Collection] = &[
         indexes: &[],
     },
     Collection {
+        name: "workspace_retention",
+        kind: CollectionKind::Table,
+        location: DB,
+        description: "The workspace's retention settings (defaults until first set).",
+        primary_key: &["workspace_id"],
+        fields: &[
+            workspace_id(WS),
+            Field {
+                name: "conversation_days",
+                description: "Delete conversations this many days after their last message (null: keep).",
+                ..WS
+            },
+            Field {
+                name: "visitor_days",
+                description: "Delete visitors this many days after they were last seen (at most 274).",
+                ..WS
+            },
+            Field {
+                name: "updated_at",
+                description: "When the settings last changed.",
+                ..WS
+            },
+        ],
+        indexes: &[],
+    },
+    Collection {
         name: "login_throttle",
         kind: CollectionKind::Table,
         location: DB,

@@ -356,4 +356,16 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX teammates_removed ON teammates (removed_at)",
         ],
     ),
+    (
+        8,
+        &[
+            // A workspace's retention settings (defaults until first set).
+            "CREATE TABLE workspace_retention (
+                workspace_id TEXT PRIMARY KEY REFERENCES workspaces(id),
+                conversation_days BIGINT,
+                visitor_days BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL
+            )",
+        ],
+    ),
 ];

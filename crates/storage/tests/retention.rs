@@ -214,6 +214,71 @@ async fn retention(backend: Backend, dir: &std::path::Path, scan_files: bool) {
         .collect();
     assert_eq!(bulk.len(), 2);
     assert_eq!(bulk[0].entry.metadata["contacts"], 2);
+    // A workspace with its own, shorter settings: planned with its own horizons, no record
+    // counted twice (a visitor's conversation is the visitor's, not an idle one).
+    let (ws2, _) = cell.create_workspace("Short").await.unwrap();
+    let ws2 = ws2.id;
+    let act = NewActivity::new(
+        ActivityType::RetentionSettingsUpdated,
+        &Actor::system(),
+        Target::kind("workspace_retention"),
+    );
+    cell.set_retention_settings(
+        &ws2,
+        interlock_domain::RetentionSettings {
+            conversation_days: Some(5),
+            visitor_days: 10,
+        },
+        &act,
+    )
+    .await
+    .unwrap();
+    let v = cell
+        .create_contact(&ws2, contact(ContactRole::Visitor, None, "short v"))
+        .await
+        .unwrap();
+    cell.create_conversation(&ws2, &v.id, &Body::parse("hi").unwrap())
+        .await
+        .unwrap();
+    let u = cell
+        .create_contact(
+            &ws2,
+            contact(ContactRole::User, Some("s@example.com"), "short u"),
+        )
+        .await
+        .unwrap();
+    cell.create_conversation(&ws2, &u.id, &Body::parse("hello").unwrap())
+        .await
+        .unwrap();
+    let six = cell.retention_plan(now_ms() + 6 * DAY).await.unwrap();
+    let m = &six.workspaces[ws2.as_str()];
+    assert_eq!(
+        (
+            m.get("contacts"),
+            m["conversations"],
+            m["conversation_parts"]
+        ),
+        (None, 2, 2),
+        "{six:?}"
+    );
+    let eleven = cell.retention_plan(now_ms() + 11 * DAY).await.unwrap();
+    let m = &eleven.workspaces[ws2.as_str()];
+    assert_eq!(
+        (m["contacts"], m["conversations"], m["subject_keys"]),
+        (1, 2, 1),
+        "{eleven:?}"
+    );
+    let bad = cell
+        .set_retention_settings(
+            &ws2,
+            interlock_domain::RetentionSettings {
+                conversation_days: None,
+                visitor_days: 400,
+            },
+            &act,
+        )
+        .await;
+    assert!(matches!(bad, Err(StoreError::Invalid(_))));
     cell.close().await;
     if scan_files {
         for entry in walk(dir) {

@@ -11,5 +11,6 @@ pub mod events;
 pub mod messenger;
 pub mod operator;
 pub mod passkeys;
+pub mod retention;
 pub mod system;
 pub mod teammates;

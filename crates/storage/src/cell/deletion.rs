@@ -225,6 +225,19 @@ impl Cell {
         id: &ConversationId,
         act: &NewActivity,
     ) -> Result<DeletionCounts, StoreError> {
+        self.delete_conversation_if(ws, id, act, None).await
+    }
+
+    /// [`Cell::delete_conversation`], and with `idle_before` only if its last message is
+    /// older than that (checked in the deleting transaction: a conversation that got a new
+    /// message meanwhile is kept, `NotFound`).
+    pub(crate) async fn delete_conversation_if(
+        &self,
+        ws: &WorkspaceId,
+        id: &ConversationId,
+        act: &NewActivity,
+        idle_before: Option<i64>,
+    ) -> Result<DeletionCounts, StoreError> {
         self.check_region(ws)?;
         let contact: Option<String> = sqlx::query_scalar(
             "SELECT contact_id FROM conversations WHERE workspace_id = $1 AND id = $2",
@@ -264,7 +277,22 @@ impl Cell {
             .await?;
         let two = || vec![Arg::Text(ws.to_string()), Arg::Text(cv.to_owned())];
         let act = counts.metadata(act.clone()).with("contact_id", contact);
-        let unit = vec![
+        let mut unit = Vec::new();
+        if let Some(idle) = idle_before {
+            // A no-op update that matches only while the conversation is still idle.
+            unit.push(
+                Stmt::new(
+                    "UPDATE conversations SET updated_at = updated_at WHERE workspace_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM conversation_parts p WHERE p.workspace_id = $1 AND p.conversation_id = $2 AND p.created_at >= $3)",
+                    vec![
+                        Arg::Text(ws.to_string()),
+                        Arg::Text(cv.to_owned()),
+                        Arg::Int(idle),
+                    ],
+                )
+                .expect(1),
+            );
+        }
+        unit.extend([
             Stmt::new(
                 "DELETE FROM messenger_session_conversations WHERE workspace_id = $1 AND conversation_id = $2",
                 two(),
@@ -283,7 +311,7 @@ impl Cell {
             )
             .expect(1),
             self.activity_stmt(ws, &act).await?,
-        ];
+        ]);
         self.writer.write(unit).await?;
         self.conversations.remove(&(ws.clone(), id.clone()));
         self.remove_blobs(ws, &blobs).await;

@@ -16,7 +16,8 @@
 use std::collections::BTreeMap;
 
 use interlock_domain::{
-    ActivityType, Actor, ContactId, NewActivity, Target, TeammateId, WorkspaceId,
+    ActivityType, Actor, ContactId, ConversationId, NewActivity, RetentionSettings, Target,
+    TeammateId, WorkspaceId,
 };
 
 use super::{Cell, col, parse_id};
@@ -83,9 +84,155 @@ const VISITOR_PLAN: &[(&str, &str)] = &[
     ),
 ];
 
+/// The same counts for one workspace with its own (shorter) visitor horizon.
+const VISITOR_PLAN_ONE: &[(&str, &str)] = &[
+    (
+        "contacts",
+        "SELECT COUNT(*) AS n FROM contacts WHERE role = 'visitor' AND last_seen_at < $1 AND workspace_id = $2",
+    ),
+    (
+        "conversations",
+        "SELECT COUNT(*) AS n FROM conversations c JOIN contacts k ON k.workspace_id = c.workspace_id AND k.id = c.contact_id WHERE k.role = 'visitor' AND k.last_seen_at < $1 AND k.workspace_id = $2",
+    ),
+    (
+        "conversation_parts",
+        "SELECT COUNT(*) AS n FROM conversation_parts p JOIN conversations c ON c.workspace_id = p.workspace_id AND c.id = p.conversation_id JOIN contacts k ON k.workspace_id = c.workspace_id AND k.id = c.contact_id WHERE k.role = 'visitor' AND k.last_seen_at < $1 AND k.workspace_id = $2",
+    ),
+    (
+        "events",
+        "SELECT COUNT(*) AS n FROM events e JOIN contacts k ON k.workspace_id = e.workspace_id AND k.id = e.contact_id WHERE k.role = 'visitor' AND k.last_seen_at < $1 AND k.workspace_id = $2",
+    ),
+    (
+        "attachments",
+        "SELECT COUNT(*) AS n FROM attachments a JOIN conversations c ON c.workspace_id = a.workspace_id AND c.id = a.conversation_id JOIN contacts k ON k.workspace_id = c.workspace_id AND k.id = c.contact_id WHERE k.role = 'visitor' AND k.last_seen_at < $1 AND k.workspace_id = $2",
+    ),
+    (
+        "subject_keys",
+        "SELECT COUNT(*) AS n FROM subject_keys s JOIN contacts k ON k.workspace_id = s.workspace_id AND k.id = s.owner_id WHERE k.role = 'visitor' AND k.last_seen_at < $1 AND k.workspace_id = $2",
+    ),
+];
+
+/// Conversations (and what they hold) idle since before `$1` in workspace `$2`, not counting
+/// those of visitors that expire anyway (last seen before `$3`).
+const CONVERSATION_PLAN: &[(&str, &str)] = &[
+    (
+        "conversations",
+        "SELECT COUNT(*) AS n FROM conversations c JOIN contacts k ON k.workspace_id = c.workspace_id AND k.id = c.contact_id WHERE c.workspace_id = $2 AND NOT (k.role = 'visitor' AND k.last_seen_at < $3) AND COALESCE((SELECT MAX(p.created_at) FROM conversation_parts p WHERE p.workspace_id = c.workspace_id AND p.conversation_id = c.id), c.created_at) < $1",
+    ),
+    (
+        "conversation_parts",
+        "SELECT COUNT(*) AS n FROM conversation_parts q JOIN conversations c ON c.workspace_id = q.workspace_id AND c.id = q.conversation_id JOIN contacts k ON k.workspace_id = c.workspace_id AND k.id = c.contact_id WHERE c.workspace_id = $2 AND NOT (k.role = 'visitor' AND k.last_seen_at < $3) AND COALESCE((SELECT MAX(p.created_at) FROM conversation_parts p WHERE p.workspace_id = c.workspace_id AND p.conversation_id = c.id), c.created_at) < $1",
+    ),
+    (
+        "attachments",
+        "SELECT COUNT(*) AS n FROM attachments a JOIN conversations c ON c.workspace_id = a.workspace_id AND c.id = a.conversation_id JOIN contacts k ON k.workspace_id = c.workspace_id AND k.id = c.contact_id WHERE c.workspace_id = $2 AND NOT (k.role = 'visitor' AND k.last_seen_at < $3) AND COALESCE((SELECT MAX(p.created_at) FROM conversation_parts p WHERE p.workspace_id = c.workspace_id AND p.conversation_id = c.id), c.created_at) < $1",
+    ),
+];
+
+const DAY_MS: i64 = 86_400_000;
+
 const TEAMMATE_PLAN: &str = "SELECT workspace_id, COUNT(*) AS n FROM teammates WHERE removed_at IS NOT NULL AND removed_at < $1 GROUP BY workspace_id";
 
 impl Cell {
+    /// The workspace's retention settings (defaults until first set).
+    pub async fn retention_settings(
+        &self,
+        ws: &WorkspaceId,
+    ) -> Result<RetentionSettings, StoreError> {
+        self.check_region(ws)?;
+        let row = sqlx::query(
+            "SELECT conversation_days, visitor_days FROM workspace_retention WHERE workspace_id = $1",
+        )
+        .bind(ws.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::Db)?;
+        let Some(row) = row else {
+            return Ok(RetentionSettings::default());
+        };
+        Ok(RetentionSettings {
+            conversation_days: col::<Option<i64>>(&row, "conversation_days")?
+                .map(|d| d.clamp(0, i64::from(u32::MAX)) as u32),
+            visitor_days: col::<i64>(&row, "visitor_days")?.clamp(0, i64::from(u32::MAX)) as u32,
+        })
+    }
+
+    /// Replace the workspace's retention settings (checked), recording before and after.
+    pub async fn set_retention_settings(
+        &self,
+        ws: &WorkspaceId,
+        settings: RetentionSettings,
+        act: &NewActivity,
+    ) -> Result<(), StoreError> {
+        let settings = settings.check().map_err(StoreError::Invalid)?;
+        let before = self.retention_settings(ws).await?;
+        let json = |s: &RetentionSettings| {
+            serde_json::json!({
+                "conversation_days": s.conversation_days,
+                "visitor_days": s.visitor_days,
+            })
+        };
+        let act = act
+            .clone()
+            .with("before", json(&before))
+            .with("after", json(&settings));
+        let entry = self.activity_stmt(ws, &act).await?;
+        self.writer
+            .write(vec![
+                Stmt::new(
+                    "INSERT INTO workspace_retention (workspace_id, conversation_days, visitor_days, updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (workspace_id) DO UPDATE SET conversation_days = excluded.conversation_days, visitor_days = excluded.visitor_days, updated_at = excluded.updated_at",
+                    vec![
+                        Arg::Text(ws.to_string()),
+                        Arg::OptInt(settings.conversation_days.map(i64::from)),
+                        Arg::Int(i64::from(settings.visitor_days)),
+                        Arg::Int(crate::now_ms()),
+                    ],
+                ),
+                entry,
+            ])
+            .await
+    }
+
+    /// Workspaces with their own retention settings.
+    async fn custom_retention(&self) -> Result<Vec<(WorkspaceId, RetentionSettings)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT workspace_id, conversation_days, visitor_days FROM workspace_retention ORDER BY workspace_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Db)?;
+        let mut out = Vec::new();
+        for row in &rows {
+            let ws = parse_id(WorkspaceId::parse(&col::<String>(row, "workspace_id")?))?;
+            if ws.region() != self.region {
+                continue;
+            }
+            let s = RetentionSettings {
+                conversation_days: col::<Option<i64>>(row, "conversation_days")?
+                    .map(|d| d.clamp(0, i64::from(u32::MAX)) as u32),
+                visitor_days: col::<i64>(row, "visitor_days")?.clamp(0, i64::from(u32::MAX)) as u32,
+            };
+            if s != RetentionSettings::default() {
+                out.push((ws, s));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn count_one(
+        &self,
+        sql: &'static str,
+        a: i64,
+        ws: &WorkspaceId,
+        c: Option<i64>,
+    ) -> Result<i64, StoreError> {
+        let mut q = sqlx::query_scalar(sql).bind(a).bind(ws.as_str());
+        if let Some(c) = c {
+            q = q.bind(c);
+        }
+        q.fetch_one(&self.pool).await.map_err(StoreError::Db)
+    }
+
     /// What a sweep at `as_of_ms` would delete, deleting nothing.
     pub async fn retention_plan(&self, as_of_ms: i64) -> Result<RetentionReport, StoreError> {
         let mut report = RetentionReport {
@@ -104,6 +251,34 @@ impl Cell {
             as_of_ms - REMOVED_TEAMMATE_MAX_AGE_MS,
         )
         .await?;
+        for (ws, s) in self.custom_retention().await? {
+            let horizon = as_of_ms - i64::from(s.visitor_days) * DAY_MS;
+            if s.visitor_days < interlock_domain::retention::MAX_VISITOR_DAYS {
+                // This workspace's own horizon replaces the global one for its visitors.
+                let w = report.workspaces.entry(ws.to_string()).or_default();
+                for (element, _) in VISITOR_PLAN {
+                    w.remove(element);
+                }
+                for (element, sql) in VISITOR_PLAN_ONE {
+                    let n = self.count_one(sql, horizon, &ws, None).await?;
+                    report.add(ws.as_str(), element, n);
+                }
+            }
+            if let Some(days) = s.conversation_days {
+                let idle = as_of_ms - i64::from(days) * DAY_MS;
+                for (element, sql) in CONVERSATION_PLAN {
+                    let n = self.count_one(sql, idle, &ws, Some(horizon)).await?;
+                    report.add(ws.as_str(), element, n);
+                }
+            }
+            if report
+                .workspaces
+                .get(ws.as_str())
+                .is_some_and(|m| m.is_empty())
+            {
+                report.workspaces.remove(ws.as_str());
+            }
+        }
         Ok(report)
     }
 
@@ -194,6 +369,18 @@ impl Cell {
                 break;
             }
         }
+        for (ws, s) in self.custom_retention().await? {
+            if s.visitor_days < interlock_domain::retention::MAX_VISITOR_DAYS {
+                let horizon = as_of_ms - i64::from(s.visitor_days) * DAY_MS;
+                self.sweep_visitors_of(&ws, horizon, batch, &mut budget, &mut report)
+                    .await?;
+            }
+            if let Some(days) = s.conversation_days {
+                let idle = as_of_ms - i64::from(days) * DAY_MS;
+                self.sweep_conversations_of(&ws, idle, batch, &mut budget, &mut report)
+                    .await?;
+            }
+        }
         let teammate_horizon = as_of_ms - REMOVED_TEAMMATE_MAX_AGE_MS;
         loop {
             let rows = sqlx::query(
@@ -256,5 +443,108 @@ impl Cell {
             self.record_activity(&ws, &act).await?;
         }
         Ok(report)
+    }
+
+    /// One workspace's visitors last seen before its own (shorter) horizon.
+    async fn sweep_visitors_of(
+        &self,
+        ws: &WorkspaceId,
+        horizon: i64,
+        batch: i64,
+        budget: &mut i64,
+        report: &mut RetentionReport,
+    ) -> Result<(), StoreError> {
+        loop {
+            let ids: Vec<String> = sqlx::query_scalar(
+                "SELECT id FROM contacts WHERE role = 'visitor' AND last_seen_at < $1 AND workspace_id = $2 ORDER BY last_seen_at, id LIMIT $3",
+            )
+            .bind(horizon)
+            .bind(ws.as_str())
+            .bind(batch.max(1))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::Db)?;
+            let mut progressed = false;
+            for id in &ids {
+                if *budget <= 0 {
+                    return Ok(());
+                }
+                let id = parse_id(ContactId::parse(id))?;
+                let act = NewActivity::new(
+                    ActivityType::ContactDeleted,
+                    &Actor::system(),
+                    Target::new("contact", id.as_str()),
+                )
+                .with("reason", "retention.visitor_expired");
+                match self.delete_contact_if(ws, &id, &act, Some(horizon)).await {
+                    Ok(c) => {
+                        progressed = true;
+                        *budget -= 1;
+                        let w = ws.as_str();
+                        report.add(w, "contacts", 1);
+                        report.add(w, "conversations", c.conversations);
+                        report.add(w, "conversation_parts", c.parts);
+                        report.add(w, "events", c.events);
+                        report.add(w, "attachments", c.attachments);
+                        report.add(w, "subject_keys", c.subject_keys);
+                    }
+                    Err(StoreError::NotFound) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if !progressed {
+                return Ok(());
+            }
+        }
+    }
+
+    /// One workspace's conversations whose last message is older than `idle`.
+    async fn sweep_conversations_of(
+        &self,
+        ws: &WorkspaceId,
+        idle: i64,
+        batch: i64,
+        budget: &mut i64,
+        report: &mut RetentionReport,
+    ) -> Result<(), StoreError> {
+        loop {
+            let ids: Vec<String> = sqlx::query_scalar(
+                "SELECT c.id FROM conversations c WHERE c.workspace_id = $2 AND COALESCE((SELECT MAX(p.created_at) FROM conversation_parts p WHERE p.workspace_id = c.workspace_id AND p.conversation_id = c.id), c.created_at) < $1 ORDER BY c.id LIMIT $3",
+            )
+            .bind(idle)
+            .bind(ws.as_str())
+            .bind(batch.max(1))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::Db)?;
+            let mut progressed = false;
+            for id in &ids {
+                if *budget <= 0 {
+                    return Ok(());
+                }
+                let id = parse_id(ConversationId::parse(id))?;
+                let act = NewActivity::new(
+                    ActivityType::ConversationDeleted,
+                    &Actor::system(),
+                    Target::new("conversation", id.as_str()),
+                )
+                .with("reason", "retention.conversation_idle");
+                match self.delete_conversation_if(ws, &id, &act, Some(idle)).await {
+                    Ok(c) => {
+                        progressed = true;
+                        *budget -= 1;
+                        let w = ws.as_str();
+                        report.add(w, "conversations", 1);
+                        report.add(w, "conversation_parts", c.parts);
+                        report.add(w, "attachments", c.attachments);
+                    }
+                    Err(StoreError::NotFound) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if !progressed {
+                return Ok(());
+            }
+        }
     }
 }
