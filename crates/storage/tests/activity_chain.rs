@@ -4,27 +4,18 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 
 use interlock_domain::{ActivityType, Actor, NewActivity, Region, Target};
 use interlock_storage::{Backend, Cell, CellConfig};
 
-fn pg_base() -> String {
-    std::env::var("INTERLOCK_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_cells_on_one_database_keep_one_chain() {
     let dir = tempfile::tempdir().unwrap();
-    let name = format!(
-        "chain_{}",
-        interlock_domain::ContactId::new().as_str().replace('_', "")
-    );
-    interlock_storage::db::ensure_pg_database(&pg_base(), &name)
-        .await
-        .unwrap();
-    let url = interlock_storage::db::with_database(&pg_base(), &name).unwrap();
+    let db = common::PgDb::create("chain").await;
+    let url = db.url.clone();
     let open = || {
         Cell::open(CellConfig {
             region: Region::Eu,
@@ -74,10 +65,5 @@ async fn two_cells_on_one_database_keep_one_chain() {
     assert_eq!(report.entries, expected as u64);
     a.close().await;
     b.close().await;
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(&pg_base()).await.unwrap();
-    #[allow(clippy::disallowed_methods)]
-    let drop = sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
-    sqlx::Executor::execute(&mut conn, drop).await.unwrap();
+    db.drop().await;
 }

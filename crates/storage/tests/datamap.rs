@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -12,11 +14,6 @@ use interlock_domain::{AttachmentName, Body, ContactRole, CustomAttributes, NewC
 use interlock_storage::datamap::{self, CollectionKind};
 use interlock_storage::{Backend, Cell, CellConfig};
 use sqlx::Row;
-
-fn pg_base() -> String {
-    std::env::var("INTERLOCK_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
 
 /// One table's shape, as the database or the map states it.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -369,14 +366,8 @@ async fn the_data_map_describes_the_sqlite_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_data_map_describes_the_postgres_store() {
     let dir = tempfile::tempdir().unwrap();
-    let name = format!(
-        "dm_{}",
-        interlock_domain::ContactId::new().as_str().replace('_', "")
-    );
-    interlock_storage::db::ensure_pg_database(&pg_base(), &name)
-        .await
-        .unwrap();
-    let url = interlock_storage::db::with_database(&pg_base(), &name).unwrap();
+    let db = common::PgDb::create("dm").await;
+    let url = db.url.clone();
     let cell = open(Backend::Postgres { url }, dir.path()).await;
     let shape = postgres_shape(cell.pool()).await;
     assert!(shape.contains_key("contacts") && shape["contacts"].columns.len() >= 10);
@@ -386,12 +377,7 @@ async fn the_data_map_describes_the_postgres_store() {
     });
     let outcome = futures::FutureExt::catch_unwind(result).await;
     cell.close().await;
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(&pg_base()).await.unwrap();
-    #[allow(clippy::disallowed_methods)]
-    let drop = sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
-    sqlx::Executor::execute(&mut conn, drop).await.unwrap();
+    db.drop().await;
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }

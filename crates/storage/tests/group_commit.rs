@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use interlock_domain::{
     Author, AuthorType, Body, ContactRole, CustomAttributes, ExternalId, NewContact, Region,
     TeammateId,
@@ -19,11 +21,6 @@ fn contact(ext: &str) -> NewContact {
     }
 }
 
-fn pg_base() -> String {
-    std::env::var("INTERLOCK_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_unit_does_not_spoil_its_group_sqlite() {
     let dir = tempfile::tempdir().unwrap();
@@ -36,21 +33,10 @@ async fn a_failing_unit_does_not_spoil_its_group_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_unit_does_not_spoil_its_group_postgres() {
     let dir = tempfile::tempdir().unwrap();
-    let name = format!(
-        "gc_{}",
-        interlock_domain::ContactId::new().as_str().replace('_', "")
-    );
-    interlock_storage::db::ensure_pg_database(&pg_base(), &name)
-        .await
-        .unwrap();
-    let url = interlock_storage::db::with_database(&pg_base(), &name).unwrap();
+    let db = common::PgDb::create("gc").await;
+    let url = db.url.clone();
     a_failing_unit_does_not_spoil_its_group(Backend::Postgres { url }, dir.path()).await;
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(&pg_base()).await.unwrap();
-    #[allow(clippy::disallowed_methods)]
-    let drop = sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
-    sqlx::Executor::execute(&mut conn, drop).await.unwrap();
+    db.drop().await;
 }
 
 async fn a_failing_unit_does_not_spoil_its_group(backend: Backend, dir: &std::path::Path) {

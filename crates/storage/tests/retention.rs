@@ -4,9 +4,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use interlock_domain::{
-    ActivityType, Actor, Body, ContactId, ContactRole, CustomAttributes, Email, EventMetadata,
-    EventName, NewActivity, NewContact, NewEvent, PersonName, Region, Target, TeammateRole,
+    ActivityType, Actor, Body, ContactRole, CustomAttributes, Email, EventMetadata, EventName,
+    NewActivity, NewContact, NewEvent, PersonName, Region, Target, TeammateRole,
 };
 use interlock_storage::{
     ActivityFilter, Backend, Cell, CellConfig, REMOVED_TEAMMATE_MAX_AGE_MS, StoreError,
@@ -15,11 +17,6 @@ use interlock_storage::{
 
 const DAY: i64 = 86_400_000;
 const MARKER: &str = "retention-marker-5bd1";
-
-fn pg_base() -> String {
-    std::env::var("INTERLOCK_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
 
 fn contact(role: ContactRole, email: Option<&str>, name: &str) -> NewContact {
     NewContact {
@@ -44,18 +41,10 @@ async fn retention_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_postgres() {
     let dir = tempfile::tempdir().unwrap();
-    let name = format!("ret_{}", ContactId::new().as_str().replace('_', ""));
-    interlock_storage::db::ensure_pg_database(&pg_base(), &name)
-        .await
-        .unwrap();
-    let url = interlock_storage::db::with_database(&pg_base(), &name).unwrap();
+    let db = common::PgDb::create("ret").await;
+    let url = db.url.clone();
     retention(Backend::Postgres { url }, dir.path(), false).await;
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(&pg_base()).await.unwrap();
-    #[allow(clippy::disallowed_methods)]
-    let drop = sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
-    sqlx::Executor::execute(&mut conn, drop).await.unwrap();
+    db.drop().await;
 }
 
 async fn retention(backend: Backend, dir: &std::path::Path, scan_files: bool) {

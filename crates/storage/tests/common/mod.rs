@@ -1,0 +1,44 @@
+//! Shared by the storage tests: a fresh PostgreSQL database per test, dropped at the end.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+/// The PostgreSQL server the tests use (`INTERLOCK_TEST_PG`, or the local default).
+pub fn pg_base() -> String {
+    std::env::var("INTERLOCK_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A database of its own for one test.
+pub struct PgDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl PgDb {
+    /// Create `<prefix>_<random>`.
+    pub async fn create(prefix: &str) -> Self {
+        let name = format!(
+            "{prefix}_{}",
+            interlock_domain::ContactId::new().as_str().replace('_', "")
+        );
+        interlock_storage::db::ensure_pg_database(&pg_base(), &name)
+            .await
+            .unwrap();
+        let url = interlock_storage::db::with_database(&pg_base(), &name).unwrap();
+        Self { name, url }
+    }
+
+    /// Drop it (even with connections left open).
+    pub async fn drop(self) {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&pg_base()).await.unwrap();
+        // `name` is a prefix and hex digits: a plain identifier.
+        #[allow(clippy::disallowed_methods)]
+        let drop = sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.name
+        ));
+        sqlx::Executor::execute(&mut conn, drop).await.unwrap();
+    }
+}
