@@ -6,6 +6,7 @@
 mod audit;
 mod bench;
 mod bench_activity;
+mod bench_retention;
 mod config;
 mod datamap;
 mod retention;
@@ -119,6 +120,8 @@ enum BenchCommand {
     Identity(bench::IdentityArgs),
     /// Activity log appends and verification against their floors.
     Activity(bench_activity::ActivityArgs),
+    /// The retention sweep: a no-op sweep over many contacts, and expiring visitors.
+    Retention(bench_retention::RetentionArgs),
 }
 
 fn init_logging() {
@@ -173,6 +176,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             command: BenchCommand::Activity(args),
         } => bench_activity::run(args).await,
+        Command::Bench {
+            command: BenchCommand::Retention(args),
+        } => bench_retention::run(args).await,
     }
 }
 

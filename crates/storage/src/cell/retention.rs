@@ -548,3 +548,80 @@ impl Cell {
         }
     }
 }
+
+/// Benchmark set-up: contact and subject-key rows with placeholder ciphertexts.
+const BENCH_CONTACT_ROW: crate::db::RowInsert = crate::db::RowInsert {
+    head: "INSERT INTO contacts (workspace_id, id, role, subject_key_id, custom_attributes_ct, created_at, updated_at, last_seen_at) VALUES ",
+    columns: 8,
+};
+const BENCH_KEY_ROW: crate::db::RowInsert = crate::db::RowInsert {
+    head: "INSERT INTO subject_keys (workspace_id, id, ws_key_version, wrapped, created_at, owner_id) VALUES ",
+    columns: 6,
+};
+
+impl Cell {
+    /// Benchmark set-up only: `n` contacts of `role` last seen at `seen_at_ms`, each with a
+    /// subject-key row, written straight into the tables in transactions of 5,000 (their
+    /// ciphertexts are placeholders: nothing reads them; retention only counts and deletes).
+    #[doc(hidden)]
+    pub async fn bench_insert_contacts(
+        &self,
+        ws: &WorkspaceId,
+        n: usize,
+        role: &str,
+        seen_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(StoreError::Db)?;
+        let mut done = 0;
+        while done < n {
+            let k = 5000.min(n - done);
+            let mut contacts = Vec::with_capacity(k);
+            let mut keys = Vec::with_capacity(k);
+            for _ in 0..k {
+                let id = ContactId::new();
+                let skid = interlock_domain::SubjectKeyId::new();
+                contacts.push(vec![
+                    Arg::Text(ws.to_string()),
+                    Arg::Text(id.to_string()),
+                    Arg::Text(role.to_owned()),
+                    Arg::Text(skid.to_string()),
+                    Arg::Bytes(vec![0u8; 40]),
+                    Arg::Int(seen_at_ms),
+                    Arg::Int(seen_at_ms),
+                    Arg::Int(seen_at_ms),
+                ]);
+                keys.push(vec![
+                    Arg::Text(ws.to_string()),
+                    Arg::Text(skid.to_string()),
+                    Arg::Int(1),
+                    Arg::Bytes(vec![0u8; 60]),
+                    Arg::Int(seen_at_ms),
+                    Arg::Text(id.to_string()),
+                ]);
+            }
+            let mut tx = sqlx::Connection::begin(&mut *conn)
+                .await
+                .map_err(StoreError::Db)?;
+            let refs: Vec<&[Arg]> = keys.iter().map(Vec::as_slice).collect();
+            crate::db::insert_rows(&mut tx, BENCH_KEY_ROW, &refs).await?;
+            let refs: Vec<&[Arg]> = contacts.iter().map(Vec::as_slice).collect();
+            crate::db::insert_rows(&mut tx, BENCH_CONTACT_ROW, &refs).await?;
+            tx.commit().await.map_err(StoreError::Db)?;
+            done += k;
+        }
+        Ok(())
+    }
+
+    /// Benchmark baseline: how long counting every contact of the workspace by scanning takes
+    /// (what a sweep without its index would pay).
+    #[doc(hidden)]
+    pub async fn bench_scan_contacts(&self, ws: &WorkspaceId) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM contacts WHERE workspace_id = $1 AND custom_attributes_ct IS NOT NULL",
+        )
+        .bind(ws.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::Db)
+    }
+}
