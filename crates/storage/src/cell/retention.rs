@@ -339,30 +339,12 @@ impl Cell {
                     continue;
                 }
                 let id = parse_id(ContactId::parse(&col::<String>(row, "id")?))?;
-                let act = NewActivity::new(
-                    ActivityType::ContactDeleted,
-                    &system,
-                    Target::new("contact", id.as_str()),
-                )
-                .with("reason", "retention.visitor_expired");
-                match self
-                    .delete_contact_if(&ws, &id, &act, Some(visitor_horizon))
-                    .await
+                if self
+                    .expire_visitor(&ws, &id, visitor_horizon, &mut report)
+                    .await?
                 {
-                    Ok(c) => {
-                        progressed = true;
-                        budget -= 1;
-                        let w = ws.as_str();
-                        report.add(w, "contacts", 1);
-                        report.add(w, "conversations", c.conversations);
-                        report.add(w, "conversation_parts", c.parts);
-                        report.add(w, "events", c.events);
-                        report.add(w, "attachments", c.attachments);
-                        report.add(w, "subject_keys", c.subject_keys);
-                    }
-                    // Seen or deleted meanwhile: nothing to do.
-                    Err(StoreError::NotFound) => {}
-                    Err(e) => return Err(e),
+                    progressed = true;
+                    budget -= 1;
                 }
             }
             if !progressed {
@@ -445,6 +427,38 @@ impl Cell {
         Ok(report)
     }
 
+    /// Delete one expired visitor (if it is still a visitor last seen before `horizon`) with
+    /// its `contact.deleted` entry by `system`, and count what went. False when it was seen or
+    /// deleted meanwhile.
+    async fn expire_visitor(
+        &self,
+        ws: &WorkspaceId,
+        id: &ContactId,
+        horizon: i64,
+        report: &mut RetentionReport,
+    ) -> Result<bool, StoreError> {
+        let act = NewActivity::new(
+            ActivityType::ContactDeleted,
+            &Actor::system(),
+            Target::new("contact", id.as_str()),
+        )
+        .with("reason", "retention.visitor_expired");
+        match self.delete_contact_if(ws, id, &act, Some(horizon)).await {
+            Ok(c) => {
+                let w = ws.as_str();
+                report.add(w, "contacts", 1);
+                report.add(w, "conversations", c.conversations);
+                report.add(w, "conversation_parts", c.parts);
+                report.add(w, "events", c.events);
+                report.add(w, "attachments", c.attachments);
+                report.add(w, "subject_keys", c.subject_keys);
+                Ok(true)
+            }
+            Err(StoreError::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// One workspace's visitors last seen before its own (shorter) horizon.
     async fn sweep_visitors_of(
         &self,
@@ -470,26 +484,9 @@ impl Cell {
                     return Ok(());
                 }
                 let id = parse_id(ContactId::parse(id))?;
-                let act = NewActivity::new(
-                    ActivityType::ContactDeleted,
-                    &Actor::system(),
-                    Target::new("contact", id.as_str()),
-                )
-                .with("reason", "retention.visitor_expired");
-                match self.delete_contact_if(ws, &id, &act, Some(horizon)).await {
-                    Ok(c) => {
-                        progressed = true;
-                        *budget -= 1;
-                        let w = ws.as_str();
-                        report.add(w, "contacts", 1);
-                        report.add(w, "conversations", c.conversations);
-                        report.add(w, "conversation_parts", c.parts);
-                        report.add(w, "events", c.events);
-                        report.add(w, "attachments", c.attachments);
-                        report.add(w, "subject_keys", c.subject_keys);
-                    }
-                    Err(StoreError::NotFound) => {}
-                    Err(e) => return Err(e),
+                if self.expire_visitor(ws, &id, horizon, report).await? {
+                    progressed = true;
+                    *budget -= 1;
                 }
             }
             if !progressed {
