@@ -311,7 +311,7 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
                 PRIMARY KEY (workspace_id, seq)
             )",
             "CREATE INDEX activity_log_time ON activity_log (workspace_id, created_at)",
-            // Each chain's head (moved by compare-and-set in the committing transaction), the
+            // Each chain's head (claimed by an UPDATE in the committing transaction), the
             // first retained entry and the hash before it (after a retention cut), and the
             // last checkpoint.
             "CREATE TABLE activity_heads (

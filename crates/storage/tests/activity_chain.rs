@@ -1,6 +1,7 @@
 //! Two processes appending to one workspace's activity log through the same PostgreSQL
-//! database cannot fork its chain: the head moves by compare-and-set inside each commit, and a
-//! group that lost the race is retried. Every append lands, numbered without gaps.
+//! database cannot fork its chain: each commit claims its sequence numbers by updating the
+//! head row, which stays locked until the commit, so the other waits and reads the moved head.
+//! Every append lands, numbered without gaps.
 
 #![allow(clippy::unwrap_used)]
 
