@@ -153,12 +153,7 @@ async fn actions_are_logged_without_personal_data(store: Store) {
     let r = app.delete(&format!("/v1/api-tokens/{tkid}"), &token).await;
     assert!(r.status.is_success(), "{:?}", r.body);
     let r = app
-        .call(
-            Method::PUT,
-            "/v1/workspace/security",
-            Some(&token),
-            Some(json!({"require_two_factor": true, "session_idle_s": 1800, "session_absolute_s": 43200, "ip_allowlist": []})),
-        )
+        .put("/v1/workspace/security", &token, json!({"require_two_factor": true, "session_idle_s": 1800, "session_absolute_s": 43200, "ip_allowlist": []}))
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     let sec = app
@@ -170,20 +165,18 @@ async fn actions_are_logged_without_personal_data(store: Store) {
         .await;
     assert_eq!(sec.status, 201, "{:?}", sec.body);
     let r = app
-        .call(
-            Method::PUT,
+        .put(
             "/v1/workspace/messenger",
-            Some(&token),
-            Some(json!({"identity_verification": "enforced"})),
+            &token,
+            json!({"identity_verification": "enforced"}),
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     let r = app
-        .call(
-            Method::PUT,
+        .put(
             "/v1/workspace/messenger",
-            Some(&token),
-            Some(json!({"identity_verification": "optional"})),
+            &token,
+            json!({"identity_verification": "optional"}),
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);

@@ -17,6 +17,17 @@ use interlock_storage::{OffsetClock, VISITOR_MAX_AGE_MS};
 use reqwest::Method;
 use serde_json::json;
 
+/// Whether `path` answers 404 within ten seconds (the sweeper runs every second).
+async fn gone_soon(app: &TestApp, path: &str, token: &str) -> bool {
+    for _ in 0..50 {
+        if app.get(path, token).await.status == 404 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
 store_tests!(
     the_server_sweeps_expired_visitors,
     workspace_settings_shorten_retention,
@@ -46,20 +57,10 @@ async fn the_server_sweeps_expired_visitors(store: Store) {
     );
     // Nine months and a day on: gone.
     clock.set_offset(VISITOR_MAX_AGE_MS + 86_400_000);
-    let mut gone = false;
-    for _ in 0..50 {
-        if app
-            .get(&format!("/v1/contacts/{visitor}"), &token)
-            .await
-            .status
-            == 404
-        {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(gone, "the visitor was not swept");
+    assert!(
+        gone_soon(&app, &format!("/v1/contacts/{visitor}"), &token).await,
+        "the visitor was not swept"
+    );
     assert_problem(
         &app.get(&format!("/v1/contacts/{visitor}"), &token).await,
         404,
@@ -149,20 +150,10 @@ async fn workspace_settings_shorten_retention(store: Store) {
     );
     // 31 days on: the idle conversation goes, the visitor (60 days) and the user stay.
     clock.set_offset(31 * 86_400_000);
-    let mut gone = false;
-    for _ in 0..50 {
-        if app
-            .get(&format!("/v1/conversations/{cv}"), &token)
-            .await
-            .status
-            == 404
-        {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(gone, "the idle conversation was not swept");
+    assert!(
+        gone_soon(&app, &format!("/v1/conversations/{cv}"), &token).await,
+        "the idle conversation was not swept"
+    );
     assert_eq!(
         app.get(&format!("/v1/contacts/{visitor}"), &token)
             .await
@@ -177,21 +168,8 @@ async fn workspace_settings_shorten_retention(store: Store) {
     );
     // 61 days on: the visitor goes too, well before nine months.
     clock.set_offset(61 * 86_400_000);
-    let mut gone = false;
-    for _ in 0..50 {
-        if app
-            .get(&format!("/v1/contacts/{visitor}"), &token)
-            .await
-            .status
-            == 404
-        {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
     assert!(
-        gone,
+        gone_soon(&app, &format!("/v1/contacts/{visitor}"), &token).await,
         "the visitor was not swept at the workspace's shorter expiry"
     );
     assert_eq!(
