@@ -3,14 +3,19 @@
 //!   indexes only), next to a scan that counts those contacts (what it would pay without its
 //!   index);
 //! - expiry: `--expire` visitors past nine months deleted by the sweep, in visitors/s
-//!   (target ≥ 20,000/s).
+//!   (target ≥ 20,000/s), next to deleting `--baseline` of them one by one through the contact
+//!   deletion (one transaction per visitor: what the sweep did before its set-based batches);
+//! - expiry with content: `--expire-content` visitors that each own a conversation with a
+//!   message and an event (three more rows each), deleted by the sweep.
 
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use interlock_domain::Region;
+use interlock_domain::{ActivityType, Actor, NewActivity, Region, Target};
 use interlock_http::server::Settings;
+
+const DAY_MS: i64 = 86_400_000;
 
 #[derive(Debug, Args)]
 pub struct RetentionArgs {
@@ -20,6 +25,15 @@ pub struct RetentionArgs {
     /// Visitors past nine months, expired by the sweep.
     #[arg(long, default_value_t = 100_000)]
     pub expire: usize,
+    /// Visitors owning a conversation, a message and an event, expired by the sweep.
+    #[arg(long, default_value_t = 20_000)]
+    pub expire_content: usize,
+    /// Visitors deleted one by one first (the per-visitor baseline).
+    #[arg(long, default_value_t = 2_000)]
+    pub baseline: usize,
+    /// Candidates the sweep reads at a time (`[retention] batch`).
+    #[arg(long, default_value_t = 500)]
+    pub batch: i64,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -35,9 +49,9 @@ pub async fn run(args: RetentionArgs) -> Result<()> {
     let (ws, _) = cell.create_workspace("bench").await?;
     let now = interlock_storage::now_ms();
     let half = args.contacts / 2;
-    cell.bench_insert_contacts(&ws.id, half, "user", now - 400 * 86_400_000)
+    cell.bench_insert_contacts(&ws.id, half, "user", now - 400 * DAY_MS, false)
         .await?;
-    cell.bench_insert_contacts(&ws.id, args.contacts - half, "visitor", now)
+    cell.bench_insert_contacts(&ws.id, args.contacts - half, "visitor", now, false)
         .await?;
 
     // No-op sweep, median of 5, against a counting scan of the same contacts.
@@ -45,7 +59,7 @@ pub async fn run(args: RetentionArgs) -> Result<()> {
     let mut scan = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
-        let r = cell.retention_sweep(now, 500, None).await?;
+        let r = cell.retention_sweep(now, args.batch, None).await?;
         noop.push(t.elapsed().as_secs_f64() * 1000.0);
         anyhow::ensure!(r.total() == 0, "the no-op sweep deleted {}", r.total());
         let t = Instant::now();
@@ -56,18 +70,25 @@ pub async fn run(args: RetentionArgs) -> Result<()> {
     scan.sort_by(f64::total_cmp);
     let (noop_ms, scan_ms) = (noop[2], scan[2]);
 
-    // Expiry.
-    cell.bench_insert_contacts(&ws.id, args.expire, "visitor", now - 300 * 86_400_000)
+    // Baseline: the same kind of visitors deleted one by one (one transaction each).
+    let ids = cell
+        .bench_insert_contacts(&ws.id, args.baseline, "visitor", now - 300 * DAY_MS, false)
         .await?;
+    let act = NewActivity::new(
+        ActivityType::ContactDeleted,
+        &Actor::system(),
+        Target::kind("contact"),
+    );
     let t = Instant::now();
-    let r = cell.retention_sweep(now, 500, None).await?;
-    let secs = t.elapsed().as_secs_f64();
-    let expired = r
-        .workspaces
-        .values()
-        .filter_map(|m| m.get("contacts"))
-        .sum::<i64>();
-    let per_s = expired as f64 / secs;
+    for id in &ids {
+        cell.delete_contact(&ws.id, id, &act).await?;
+    }
+    let baseline_per_s = ids.len() as f64 / t.elapsed().as_secs_f64();
+
+    // Expiry: contacts and their keys.
+    let expire_per_s = expire(&cell, &ws.id, now, args.expire, false, args.batch).await?;
+    // Expiry: visitors that own a conversation, a message and an event.
+    let content_per_s = expire(&cell, &ws.id, now, args.expire_content, true, args.batch).await?;
     for c in cells.values() {
         c.close().await;
     }
@@ -76,8 +97,12 @@ pub async fn run(args: RetentionArgs) -> Result<()> {
         "noop_sweep_ms": noop_ms,
         "scan_ms": scan_ms,
         "noop_vs_scan": noop_ms / scan_ms,
-        "expired": expired,
-        "expire_per_s": per_s,
+        "expired": args.expire,
+        "expire_per_s": expire_per_s,
+        "baseline_one_by_one_per_s": baseline_per_s,
+        "expired_with_content": args.expire_content,
+        "expire_with_content_per_s": content_per_s,
+        "batch": args.batch,
     });
     if args.json {
         println!("{out}");
@@ -87,7 +112,44 @@ pub async fn run(args: RetentionArgs) -> Result<()> {
             args.contacts,
             noop_ms / scan_ms
         );
-        println!("expired {expired} visitors in {secs:.1} s: {per_s:.0} visitors/s");
+        println!(
+            "expired {} visitors: {expire_per_s:.0} visitors/s (one by one: {baseline_per_s:.0}/s, ×{:.1})",
+            args.expire,
+            expire_per_s / baseline_per_s
+        );
+        println!(
+            "expired {} visitors with a conversation, a message and an event each: {content_per_s:.0} visitors/s",
+            args.expire_content
+        );
     }
     Ok(())
+}
+
+/// Add `n` visitors last seen 300 days ago and time the sweep that deletes them (visitors/s).
+async fn expire(
+    cell: &interlock_storage::Cell,
+    ws: &interlock_domain::WorkspaceId,
+    now: i64,
+    n: usize,
+    content: bool,
+    batch: i64,
+) -> Result<f64> {
+    if n == 0 {
+        return Ok(0.0);
+    }
+    cell.bench_insert_contacts(ws, n, "visitor", now - 300 * DAY_MS, content)
+        .await?;
+    let t = Instant::now();
+    let r = cell.retention_sweep(now, batch, None).await?;
+    let secs = t.elapsed().as_secs_f64();
+    let expired = r
+        .workspaces
+        .values()
+        .filter_map(|m| m.get("contacts"))
+        .sum::<i64>();
+    anyhow::ensure!(
+        expired == n as i64,
+        "the sweep expired {expired} visitors, not {n}"
+    );
+    Ok(expired as f64 / secs)
 }

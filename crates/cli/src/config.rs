@@ -94,6 +94,11 @@ pub struct FileConfig {
     /// The retention sweeper: `[retention] sweep_every_s = 3600`, `batch = 500`.
     #[serde(default)]
     pub retention: interlock_http::activity_tasks::RetentionSettings,
+    /// Outbound deliveries (webhooks, erasure notices): `[outbound] poll_interval_ms`,
+    /// `max_attempts`, `backoff_base_ms`, `backoff_cap_ms`, `request_timeout_s`, `batch`,
+    /// `concurrency`, `allow_insecure_http` (default false), `ca_file`.
+    #[serde(default)]
+    pub outbound: interlock_http::outbox::OutboundSettings,
 }
 
 /// `[messenger]`: every field optional; defaults in [`interlock_http::MessengerLimits`].
@@ -258,6 +263,8 @@ pub fn settings(args: &ServeArgs, file: &FileConfig) -> Result<(Settings, Socket
     s.activity = file.activity.clone();
     file.retention.validate().map_err(|e| anyhow::anyhow!(e))?;
     s.retention = file.retention.clone();
+    file.outbound.validate().map_err(|e| anyhow::anyhow!(e))?;
+    s.outbound = file.outbound.clone();
     s.tls = match (&file.tls_cert, &file.tls_key) {
         (Some(cert), Some(key)) => Some(CertSource {
             cert: cert.clone(),

@@ -4,11 +4,13 @@
 //! environment variables, then flags. It is checked before anything listens.
 
 mod audit;
+mod backup;
 mod bench;
 mod bench_activity;
 mod bench_retention;
 mod config;
 mod datamap;
+mod receipt;
 mod retention;
 mod version;
 
@@ -63,6 +65,15 @@ enum Command {
         #[command(subcommand)]
         command: RetentionCommand,
     },
+    /// Check signed deletion receipts offline.
+    Receipt {
+        #[command(subcommand)]
+        command: ReceiptCommand,
+    },
+    /// Write a consistent, sealed backup of one region (docs/backup.md).
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a new data folder, applying the erasure ledger of --key-dir.
+    Restore(backup::RestoreArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -101,6 +112,13 @@ enum KeysCommand {
 enum RetentionCommand {
     /// Sweep expired data in every region of a data folder.
     Run(retention::RunArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ReceiptCommand {
+    /// Verify a deletion receipt's Ed25519 signature with the region's public key; exit 0
+    /// when valid.
+    Verify(receipt::VerifyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,6 +178,11 @@ async fn run(cli: Cli) -> Result<()> {
             command: RetentionCommand::Run(args),
         } => retention::run(args).await,
         Command::DataMap(args) => datamap::run(&args),
+        Command::Receipt {
+            command: ReceiptCommand::Verify(args),
+        } => receipt::verify(&args),
+        Command::Backup(args) => backup::backup(args).await,
+        Command::Restore(args) => backup::restore(args).await,
         Command::Version { sbom } => {
             print!("{}", version::render(sbom));
             Ok(())

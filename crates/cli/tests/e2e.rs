@@ -1863,3 +1863,94 @@ async fn retention_dry_run_plans_by_date() {
     assert_eq!(now["total"], 0, "{now}");
     assert_eq!(plan(275)["workspaces"][0]["deletions"]["contacts"], 1);
 }
+
+/// `interlock receipt verify`: an erasure's receipt from `DELETE /v1/contacts/{id}` verifies
+/// offline with the region's public key (exit 0); an edited one, or one checked with another
+/// region's key, does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipt_verify_checks_deletion_receipts_offline() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data = tmp.path().join("data");
+    let mut server = Server::start(&data, &["--regions", "us,eu"]).await;
+    let (_ws, token) = server.create_workspace("Receipt Co", "us").await;
+    let contact = server
+        .post("/v1/contacts", &token, json!({"email": "gone@example.com"}))
+        .await;
+    let id = contact["id"].as_str().expect("id").to_owned();
+    let erased = server
+        .request(
+            Method::DELETE,
+            &format!("/v1/contacts/{id}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(erased.status, StatusCode::OK);
+    let keys = server
+        .request(Method::GET, "/v1/activity-logs/public-key", None, None)
+        .await
+        .json();
+    let pem_of = |region: &str| {
+        keys["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .find(|k| k["region"] == region)
+            .expect("region key")["public_key_pem"]
+            .as_str()
+            .expect("pem")
+            .to_owned()
+    };
+    server.stop();
+    drop(server);
+
+    let us_key = tmp.path().join("us.pem");
+    let eu_key = tmp.path().join("eu.pem");
+    fs::write(&us_key, pem_of("us")).expect("write");
+    fs::write(&eu_key, pem_of("eu")).expect("write");
+    let answer = tmp.path().join("answer.json");
+    fs::write(&answer, &erased.body).expect("write");
+    let path = |p: &std::path::Path| p.to_str().expect("path").to_owned();
+
+    let ok = interlock(&[
+        "receipt",
+        "verify",
+        &path(&answer),
+        "--public-key",
+        &path(&us_key),
+    ]);
+    assert!(ok.ok(), "the receipt verifies: {}", ok.text());
+    let out = String::from_utf8_lossy(&ok.stdout).to_string();
+    assert!(out.contains("receipt valid") && out.contains(&id), "{out}");
+
+    let wrong_key = interlock(&[
+        "receipt",
+        "verify",
+        &path(&answer),
+        "--public-key",
+        &path(&eu_key),
+    ]);
+    assert!(
+        !wrong_key.ok(),
+        "another region's key: {}",
+        wrong_key.text()
+    );
+
+    let text = String::from_utf8(erased.body.clone()).expect("utf8");
+    let forged = text.replacen("\"conversations\":0", "\"conversations\":7", 1);
+    assert_ne!(forged, text, "the receipt lists conversations");
+    fs::write(&answer, forged).expect("write");
+    let bad = interlock(&[
+        "receipt",
+        "verify",
+        &path(&answer),
+        "--public-key",
+        &path(&us_key),
+    ]);
+    assert!(!bad.ok(), "an edited receipt: {}", bad.text());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("NOT valid"),
+        "{}",
+        bad.text()
+    );
+}

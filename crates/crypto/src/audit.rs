@@ -585,7 +585,7 @@ pub enum AuditError {
 
 /// An Ed25519 public key that verifies checkpoints.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct AuditPublicKey([u8; 32]);
+pub struct AuditPublicKey(pub(crate) [u8; 32]);
 
 impl fmt::Debug for AuditPublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -697,7 +697,7 @@ impl AuditPublicKey {
 
 /// A region's checkpoint signing key (Ed25519). Its `Debug` shows only the key id.
 pub struct AuditSigningKey {
-    pair: Ed25519KeyPair,
+    pub(crate) pair: Ed25519KeyPair,
     public: AuditPublicKey,
 }
 

@@ -12,8 +12,10 @@ pub mod error;
 pub mod identity;
 pub mod keyring;
 pub mod password;
+pub mod signed;
 pub mod token;
 pub mod totp;
+pub mod webhook;
 
 pub use aead::{Aad, AeadKey, KeyMaterial};
 pub use audit::{
@@ -24,7 +26,9 @@ pub use blind::BlindIndexKey;
 pub use error::CryptoError;
 pub use identity::{JwtClaims, JwtError, JwtPolicy, SecretValue, VerificationSecret};
 pub use keyring::{Keyring, MasterKey};
+pub use signed::{SignedDocument, SignedDocumentError};
 pub use token::{ApiToken, OperatorToken, RegionToken, TokenHash, TokenKind};
+pub use webhook::WebhookSecret;
 
 use aws_lc_rs::hkdf;
 

@@ -236,14 +236,16 @@ catalogue! {
         "A conversation with its messages and attachments was deleted.";
     BulkDeleted = "data.bulk_deleted", "data", "high", true,
         "Many records were deleted at once, e.g. by a retention sweep as `system` (metadata: `reason`, counts per data element).";
-    DataExported = "data.exported", "data", "high", false,
-        "Customer data was exported (metadata.scope).";
-    DataRequestCreated = "data_request.created", "data", "high", false,
-        "A data subject request (access or erasure) was made.";
-    DataRequestCompleted = "data_request.completed", "data", "high", false,
-        "A data subject request finished.";
-    WorkspaceDeletionRequested = "workspace.deletion_requested", "workspace", "high", false,
-        "Deletion of the workspace was requested.";
+    DataExported = "data.exported", "data", "high", true,
+        "Customer data was exported: an access request's archive was downloaded (metadata.scope, metadata.request_id).";
+    DataRequestCreated = "data_request.created", "data", "high", true,
+        "A data subject request (access or erasure) was made (metadata.type, metadata.request_id; the target is the pseudonymous contact id).";
+    DataRequestCompleted = "data_request.completed", "data", "high", true,
+        "A data subject request finished (metadata.type, metadata.request_id; an erasure also its receipt id and counts per data element).";
+    WorkspaceDeletionRequested = "workspace.deletion_requested", "workspace", "high", true,
+        "Deletion of the workspace was requested (metadata.reason: owner, operator or inactivity); its key is destroyed in the same transaction, so this is the workspace's last entry.";
+    WorkspaceInactivityNotice = "workspace.inactivity_notice", "workspace", "high", true,
+        "The workspace has had no teammate sign-in and no API activity for a long time and will be deleted at metadata.deletion_after unless it is used before then (also sent as the `workspace.deletion_scheduled` webhook).";
     StaffAccessStarted = "staff_access.started", "staff", "high", false,
         "An operator staff member's grant to this workspace began (metadata.reason, metadata.ticket).";
     StaffAccessEnded = "staff_access.ended", "staff", "medium", false,
@@ -254,6 +256,12 @@ catalogue! {
         "The activity log was exported (metadata.format, metadata.first_seq, metadata.last_seq).";
     ActivityLogRetentionCut = "activity_log.retention_cut", "activity_log", "info", true,
         "Entries older than the log's retention were removed (metadata.removed, metadata.cut_seq); the chain stays verifiable from the cut.";
+    WebhookCreated = "webhook.created", "outbound", "high", true,
+        "A webhook subscription was made (metadata.host, metadata.events); its signing secret is shown once and never logged.";
+    WebhookDeleted = "webhook.deleted", "outbound", "medium", true,
+        "A webhook subscription was deleted; its pending deliveries were cancelled (metadata.cancelled).";
+    OutboundRefused = "outbound.refused", "outbound", "high", true,
+        "An outbound delivery (webhook, erasure notice, activity-log sink) was refused before connecting: its destination is not a host of a sub-processor registered for the workspace's region, or not https (metadata.kind, metadata.host, metadata.reason).";
 }
 
 impl ActivityType {

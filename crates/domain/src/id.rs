@@ -144,6 +144,27 @@ typed_id!(
     /// One activity log entry.
     ActivityId, "al", "activity_id"
 );
+typed_id!(
+    /// A sub-processor of a region's registry (an outside party that may receive data).
+    SubprocessorId, "sp", "subprocessor_id"
+);
+typed_id!(
+    /// A workspace's webhook subscription.
+    WebhookId, "wh", "webhook_id"
+);
+typed_id!(
+    /// One outbound delivery (a webhook message or an erasure notice); its id is the
+    /// `webhook-id` header receivers deduplicate by.
+    DeliveryId, "msg", "delivery_id"
+);
+typed_id!(
+    /// A data subject request (access or erasure).
+    DataRequestId, "dr", "data_request_id"
+);
+typed_id!(
+    /// A signed deletion receipt (an erasure's or a workspace deletion's).
+    ReceiptId, "rc", "receipt_id"
+);
 
 /// A workspace id: `ws_<region>_<32 hex>`. The region is part of the id so a request can be
 /// routed (or refused with 421) before any store is read.

@@ -17,9 +17,11 @@ pub mod teammate;
 pub use activity::{ActivityEntry, ActivityType, Actor, ActorType, NewActivity, Target};
 pub use error::DomainError;
 pub use id::{
-    ActivityId, ApiTokenId, AttachmentId, ContactId, ConversationId, EventId, MessengerSecretId,
-    PartId, PasskeyId, RoleId, SessionId, SubjectKeyId, TeammateId, WorkspaceId,
+    ActivityId, ApiTokenId, AttachmentId, ContactId, ConversationId, DataRequestId, EventId,
+    MessengerSecretId, PartId, PasskeyId, ReceiptId, RoleId, SessionId, SubjectKeyId, TeammateId,
+    WorkspaceId,
 };
+pub use id::{DeliveryId, SubprocessorId, WebhookId};
 pub use input::{
     AttachmentName, Author, AuthorType, Body, ContactPatch, ContactRole, CustomAttributes, Email,
     EventMetadata, EventName, ExternalId, NewContact, NewEvent, PersonName, Phone, SecretName,

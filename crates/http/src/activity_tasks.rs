@@ -71,9 +71,27 @@ pub fn spawn_retention(
     let every = Duration::from_secs(settings.sweep_every_s);
     let batch = settings.batch;
     tokio::spawn(async move {
+        let mut first = true;
         loop {
-            tokio::time::sleep(every).await;
+            // At start-up: finish erasures and purges a stop interrupted, at once.
+            if !first {
+                tokio::time::sleep(every).await;
+            }
+            first = false;
             for cell in cells.values() {
+                match cell.lifecycle_sweep(clock.now_ms(), batch).await {
+                    Ok(r) if !r.is_empty() => {
+                        tracing::info!(region = %cell.region(), notices = r.inactivity_notices.len(),
+                            deleted = r.workspaces_deleted.len(), purged = r.workspaces_purged.len(),
+                            erasures_resumed = r.erasures_resumed, archives_expired = r.archives_expired,
+                            "workspace lifecycle sweep");
+                    }
+                    Ok(_) => {}
+                    Err(StoreError::Closed) => return,
+                    Err(e) => {
+                        tracing::warn!(region = %cell.region(), error = %e, "workspace lifecycle sweep failed");
+                    }
+                }
                 match cell.retention_sweep(clock.now_ms(), batch, None).await {
                     Ok(r) if r.total() > 0 => {
                         tracing::info!(region = %cell.region(), deleted = r.total(), "retention sweep");
@@ -129,6 +147,54 @@ pub(crate) struct Delivery {
     sink: Sink,
     /// The cursor's name: which sink, in which format.
     name: String,
+    /// Workspaces whose refusal by the outbound gate is already in their activity log (one
+    /// entry per refusal streak, not one per tick).
+    refused: std::sync::Mutex<std::collections::HashSet<interlock_domain::WorkspaceId>>,
+}
+
+impl Delivery {
+    /// The outbound gate for an http sink: its host must be a sub-processor registered for
+    /// the workspace's region. A refusal leaves the cursor where it is (entries are delivered
+    /// once the host is registered) and is recorded once in the workspace's activity log.
+    async fn allowed(
+        &self,
+        cell: &Cell,
+        ws: &interlock_domain::WorkspaceId,
+        registry: &[interlock_storage::cell::Subprocessor],
+    ) -> Result<bool, TaskError> {
+        let Some(host) = self.sink.http_host() else {
+            return Ok(true);
+        };
+        let ok = registry.iter().any(|s| s.receives_at(&host));
+        let first_refusal = {
+            let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+            if ok {
+                refused.remove(ws);
+                false
+            } else {
+                refused.insert(ws.clone())
+            }
+        };
+        if first_refusal {
+            tracing::warn!(workspace = %ws, sink = %self.sink.describe(), "activity sink refused: its host is not a registered sub-processor of the region");
+            let act = interlock_domain::NewActivity::new(
+                interlock_domain::ActivityType::OutboundRefused,
+                &interlock_domain::Actor::system(),
+                interlock_domain::Target::kind("activity_sink"),
+            )
+            .with("kind", "activity_sink")
+            .with("host", host)
+            .with("reason", "host_not_a_subprocessor");
+            if let Err(e) = cell.record_activity(ws, &act).await {
+                self.refused
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(ws);
+                return Err(e.into());
+            }
+        }
+        Ok(ok)
+    }
 }
 
 /// Open the sinks (failing fast on a bad one) and start the background loop.
@@ -141,7 +207,11 @@ pub fn spawn(
             .map(|c| {
                 let sink = Sink::open(c)?;
                 let name = format!("{kind}:{:?}:{}", sink.format(), sink.describe());
-                Ok(Delivery { sink, name })
+                Ok(Delivery {
+                    sink,
+                    name,
+                    refused: Default::default(),
+                })
             })
             .collect()
     };
@@ -196,13 +266,39 @@ pub(crate) async fn run_once(
         return Ok(());
     }
     let mut first_error = None;
+    // The region's sub-processors, for the outbound gate of http sinks.
+    let registry = if entry_sinks
+        .iter()
+        .chain(checkpoint_sinks)
+        .any(|d| d.sink.http_host().is_some())
+    {
+        cell.subprocessors().await?
+    } else {
+        Vec::new()
+    };
     for (ws, head) in cell.activity_workspaces().await? {
         for d in entry_sinks {
+            match d.allowed(cell, &ws, &registry).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            }
             if let Err(e) = deliver_entries(cell, &ws, head, d).await {
                 first_error.get_or_insert(e);
             }
         }
         for d in checkpoint_sinks {
+            match d.allowed(cell, &ws, &registry).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            }
             if let Err(e) = deliver_checkpoints(cell, &ws, d).await {
                 first_error.get_or_insert(e);
             }

@@ -37,6 +37,16 @@ pub enum ApiError {
         code: &'static str,
         detail: &'static str,
     },
+    /// 404 with a specific code (e.g. `subject_not_found`).
+    NotFoundCode {
+        code: &'static str,
+        detail: &'static str,
+    },
+    /// 410: the object existed and is gone for good (an expired archive, a deleted workspace).
+    Gone {
+        code: &'static str,
+        detail: &'static str,
+    },
     /// 413: the body is larger than the configured limit.
     PayloadTooLarge { limit: usize },
     /// 415: the body is not of the expected media type.
@@ -119,6 +129,8 @@ impl ApiError {
             | ApiError::Unauthorized { code, .. }
             | ApiError::Forbidden { code, .. }
             | ApiError::Conflict { code, .. }
+            | ApiError::Gone { code, .. }
+            | ApiError::NotFoundCode { code, .. }
             | ApiError::Invalid { code, .. } => code,
             ApiError::NotFound => "not_found",
             ApiError::PermissionDenied { .. } => "permission_denied",
@@ -143,6 +155,8 @@ impl ApiError {
             ApiError::PermissionDenied { .. } => StatusCode::FORBIDDEN,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Gone { .. } => StatusCode::GONE,
+            ApiError::NotFoundCode { .. } => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::WrongRegion { .. } => StatusCode::MISDIRECTED_REQUEST,
@@ -203,6 +217,10 @@ impl From<StoreError> for ApiError {
                 code: "two_factor_already_enabled",
                 detail: "two-factor authentication is already on; disable it first",
             },
+            StoreError::Conflict("archive_expired") => ApiError::Gone {
+                code: "archive_expired",
+                detail: "the archive is no longer available: access archives are kept for 7 days, and none outlives its subject's erasure",
+            },
             StoreError::Conflict(_) => ApiError::Conflict {
                 code: "conflict",
                 detail: "the request conflicts with stored data",
@@ -239,6 +257,8 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized { detail, .. }
             | ApiError::Forbidden { detail, .. }
             | ApiError::Conflict { detail, .. }
+            | ApiError::Gone { detail, .. }
+            | ApiError::NotFoundCode { detail, .. }
             | ApiError::UnsupportedMediaType { detail } => problem.detail = detail.to_owned(),
             ApiError::NotFound => problem.detail = "no such object in this workspace".into(),
             ApiError::PermissionDenied { permission } => {

@@ -243,6 +243,14 @@ pub(crate) fn session_cookie(parts: &Parts) -> Option<&str> {
         .map(|(_, v)| v.trim())
 }
 
+/// Record that the workspace is in use (for the inactivity rule). A failure to record it
+/// does not fail the request; the next request tries again.
+async fn touch(cell: &Cell, ws: &WorkspaceId) {
+    if let Err(e) = cell.touch_workspace(ws).await {
+        tracing::warn!(workspace = %ws, error = %e, "could not record workspace activity");
+    }
+}
+
 const BAD_SESSION: ApiError = ApiError::Unauthorized {
     code: "invalid_session",
     detail: "the session is not valid, has expired or was revoked; sign in again",
@@ -281,6 +289,7 @@ async fn from_session(
         }
     }
     let must_enrol = principal.require_two_factor && !principal.two_factor;
+    touch(&cell, &principal.workspace).await;
     Ok(WorkspaceAuth {
         workspace: principal.workspace.clone(),
         cell,
@@ -342,6 +351,7 @@ impl FromRequestParts<Arc<AppState>> for WorkspaceAuth {
                 detail: "the token is not valid, has expired or was revoked",
             })?;
         let ip = client_ip(parts);
+        touch(&cell, &principal.workspace).await;
         Ok(WorkspaceAuth {
             workspace: principal.workspace,
             cell,

@@ -16,6 +16,7 @@ pub mod error;
 pub mod extract;
 pub mod messenger;
 pub mod openapi;
+pub mod outbox;
 pub mod passkeys;
 pub mod routes;
 pub mod server;
@@ -43,9 +44,10 @@ use tower_http::timeout::TimeoutLayer;
 use crate::error::ApiError;
 pub use crate::messenger::{MessengerLimits, RateLimits};
 use crate::routes::{
-    access, activity as activity_routes, auth, contacts, conversations, datamap, events,
-    messenger as messenger_routes, operator, passkeys as passkey_routes,
-    retention as retention_routes, system, teammates,
+    access, activity as activity_routes, auth, contacts, conversations, datamap, datarequests,
+    events, messenger as messenger_routes, operator, passkeys as passkey_routes,
+    retention as retention_routes, subprocessors, system, teammates, webhooks,
+    workspace as workspace_routes,
 };
 
 /// Size limits on request bodies, and the messenger's abuse limits.
@@ -82,6 +84,8 @@ pub struct AppState {
     pub rate: RateLimits,
     /// The WebAuthn relying party (passkeys), bound to the public origin.
     pub webauthn: Arc<webauthn_rs::Webauthn>,
+    /// Outbound deliveries' settings (the URL policy webhook subscriptions are checked with).
+    pub outbound: crate::outbox::OutboundSettings,
 }
 
 impl AppState {
@@ -163,6 +167,20 @@ fn api_routes(limits: Limits) -> Router<Arc<AppState>> {
             "/v1/operator/workspaces",
             post(operator::create_workspace).get(operator::list_workspaces),
         )
+        .route(
+            "/v1/operator/workspaces/{id}",
+            axum::routing::delete(workspace_routes::delete_by_operator),
+        )
+        .route(
+            "/v1/workspace",
+            axum::routing::delete(workspace_routes::delete_own),
+        )
+        .route(
+            "/v1/data-requests",
+            post(datarequests::create).get(datarequests::list),
+        )
+        .route("/v1/data-requests/{id}", get(datarequests::get))
+        .route("/v1/data-requests/{id}/archive", get(datarequests::archive))
         .route("/v1/contacts", post(contacts::create).get(contacts::list))
         .route(
             "/v1/contacts/{id}",
@@ -208,6 +226,14 @@ fn api_routes(limits: Limits) -> Router<Arc<AppState>> {
             "/v1/api-tokens/{id}",
             axum::routing::delete(access::revoke_token),
         )
+        .route("/v1/subprocessors", get(subprocessors::list))
+        .route("/v1/operator/subprocessors", post(subprocessors::create))
+        .route(
+            "/v1/operator/subprocessors/{id}",
+            axum::routing::put(subprocessors::replace).delete(subprocessors::delete),
+        )
+        .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
+        .route("/v1/webhooks/{id}", axum::routing::delete(webhooks::delete))
         .route("/v1/permissions", get(access::permissions))
         .route("/v1/data-map", get(datamap::get))
         .route(

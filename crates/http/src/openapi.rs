@@ -5,8 +5,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::dto;
 use crate::routes::{
-    access, activity, auth, contacts, conversations, datamap, events, messenger, operator,
-    passkeys, retention, system, teammates,
+    access, activity, auth, contacts, conversations, datamap, datarequests, events, messenger,
+    operator, passkeys, retention, subprocessors, system, teammates, webhooks, workspace,
 };
 
 struct Security;
@@ -99,6 +99,19 @@ impl Modify for Security {
         activity::list,
         activity::export,
         datamap::get,
+        datarequests::create,
+        datarequests::list,
+        datarequests::get,
+        datarequests::archive,
+        workspace::delete_own,
+        workspace::delete_by_operator,
+        subprocessors::list,
+        subprocessors::create,
+        subprocessors::replace,
+        subprocessors::delete,
+        webhooks::create,
+        webhooks::list,
+        webhooks::delete,
         system::healthz,
         system::metrics,
     ),
@@ -156,6 +169,16 @@ impl Modify for Security {
         datamap::FieldOut,
         datamap::RetentionOut,
         datamap::IndexOut,
+        datarequests::CreateDataRequest,
+        datarequests::DataRequestOut,
+        datarequests::ContactErased,
+        workspace::DeleteWorkspaceRequest,
+        workspace::WorkspaceDeleted,
+        subprocessors::SubprocessorOut,
+        subprocessors::SubprocessorRequest,
+        webhooks::CreateWebhookRequest,
+        webhooks::WebhookOut,
+        webhooks::CreatedWebhook,
     )),
     modifiers(&Security),
     tags(
@@ -168,7 +191,9 @@ impl Modify for Security {
         (name = "auth", description = "Teammates signing in: invitations, sessions, two-factor authentication"),
         (name = "access", description = "Permissions, roles and scoped API tokens. Each operation's `x-permission` names the permission it needs"),
         (name = "messenger", description = "End users' messenger sessions, identity verification secrets and settings"),
-        (name = "privacy", description = "The data map: every stored data element with its fideslang category, data subject and use, encryption, retention and erasure"),
+        (name = "privacy", description = "The data map (every stored data element with its fideslang category, data subject and use, encryption, retention and erasure), data subject requests (access and erasure, with signed receipts) and workspace deletion"),
+        (name = "subprocessors", description = "The sub-processor registry: who may receive data from a region's workspaces, at which hosts. Public to read; the operator manages it. Nothing leaves Interlock except to a registered host of the workspace's region"),
+        (name = "webhooks", description = "Signed webhooks (Standard Webhooks) to a workspace's receivers, which must be registered sub-processors; `security.manage`"),
         (name = "system", description = "Health and metrics"),
     )
 )]

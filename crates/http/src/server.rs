@@ -38,6 +38,8 @@ pub struct Settings {
     pub activity: crate::activity_tasks::ActivitySettings,
     /// The retention sweeper's schedule.
     pub retention: crate::activity_tasks::RetentionSettings,
+    /// Outbound deliveries (webhooks, erasure notices): retries, timeouts, URL policy.
+    pub outbound: crate::outbox::OutboundSettings,
     /// Time for retention (the system clock; tests move it).
     pub clock: Arc<dyn interlock_storage::Clock>,
 }
@@ -55,6 +57,7 @@ impl Settings {
             public_origin: None,
             activity: crate::activity_tasks::ActivitySettings::default(),
             retention: crate::activity_tasks::RetentionSettings::default(),
+            outbound: crate::outbox::OutboundSettings::default(),
             clock: Arc::new(interlock_storage::SystemClock),
         }
     }
@@ -176,6 +179,7 @@ pub struct Running {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     activity: tokio::task::JoinHandle<()>,
     retention: tokio::task::JoinHandle<()>,
+    outbox: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -185,6 +189,7 @@ impl Running {
         let _ = self.task.await;
         self.activity.abort();
         self.retention.abort();
+        self.outbox.abort();
         for cell in self.state.cells.values() {
             cell.close().await;
         }
@@ -210,6 +215,7 @@ impl Running {
         };
         self.activity.abort();
         self.retention.abort();
+        self.outbox.abort();
         for cell in self.state.cells.values() {
             cell.close().await;
         }
@@ -225,6 +231,7 @@ pub async fn start(
     tls::install_provider();
     settings.activity.validate().map_err(StartError::Invalid)?;
     settings.retention.validate().map_err(StartError::Invalid)?;
+    settings.outbound.validate().map_err(StartError::Invalid)?;
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -252,9 +259,12 @@ pub async fn start(
         metrics: metrics_handle(),
         limits: settings.limits,
         rate: crate::RateLimits::new(&settings.limits.messenger),
+        outbound: settings.outbound.clone(),
     });
     let activity = crate::activity_tasks::spawn(state.cells.clone(), &settings.activity)
         .map_err(|e| StartError::Invalid(format!("activity sink: {e}")))?;
+    let outbox = crate::outbox::spawn(state.cells.clone(), &settings.outbound)
+        .map_err(StartError::Invalid)?;
     let retention = crate::activity_tasks::spawn_retention(
         state.cells.clone(),
         &settings.retention,
@@ -292,5 +302,6 @@ pub async fn start(
         task,
         activity,
         retention,
+        outbox,
     })
 }

@@ -366,18 +366,11 @@ impl Sink {
                     .ok_or_else(|| config_err("missing url"))?;
                 let url = cfg.parsed_url(raw)?;
                 let https = url.scheme() == "https";
-                let tls = client_tls(https, cfg.ca_file.as_deref())?;
-                let timeout = Duration::from_secs(cfg.timeout_s);
-                let client = reqwest::Client::builder()
-                    .use_preconfigured_tls(tls)
-                    .https_only(https)
-                    .timeout(timeout)
-                    .connect_timeout(timeout)
-                    .redirect(redirect::Policy::none())
-                    .no_proxy()
-                    .user_agent(concat!("interlock/", env!("CARGO_PKG_VERSION")))
-                    .build()
-                    .map_err(|e| SinkError::Tls(e.without_url().to_string()))?;
+                let client = outbound_client(
+                    https,
+                    cfg.ca_file.as_deref(),
+                    Duration::from_secs(cfg.timeout_s),
+                )?;
                 let authorization = match &cfg.bearer_token_file {
                     Some(p) => Some(bearer(p)?),
                     None => None,
@@ -410,6 +403,17 @@ impl Sink {
         entry: &ActivityEntry,
     ) -> Vec<u8> {
         self.format.entry_line(workspace_id, seq, hash_hex, entry)
+    }
+
+    /// An http sink's host in the sub-processor registry's normal form (the outbound gate
+    /// checks it); `None` for a file sink.
+    pub fn http_host(&self) -> Option<String> {
+        match &self.target {
+            Target::File { .. } => None,
+            Target::Http { url, .. } => url
+                .host_str()
+                .map(interlock_storage::cell::normalize_url_host),
+        }
     }
 
     /// The file path or the URL without query: safe for logs.
@@ -475,6 +479,33 @@ impl Sink {
             }
         }
     }
+}
+
+/// The HTTP client of every outbound request (sinks, webhooks, erasure notices): rustls with
+/// the aws-lc-rs provider and the server's suite policy, the system's roots plus `ca_file`,
+/// `https_only` unless `https` is false, the given timeout for connecting and for the whole
+/// request, no redirects followed, no proxy from the environment.
+pub(crate) fn outbound_client(
+    https: bool,
+    ca_file: Option<&Path>,
+    timeout: Duration,
+) -> Result<reqwest::Client, SinkError> {
+    let tls = match client_tls(true, ca_file) {
+        Ok(tls) => tls,
+        // Plain http allowed and no roots on this system: http still works.
+        Err(_) if !https => client_tls(false, ca_file)?,
+        Err(e) => return Err(e),
+    };
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .https_only(https)
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(redirect::Policy::none())
+        .no_proxy()
+        .user_agent(concat!("interlock/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| SinkError::Tls(e.without_url().to_string()))
 }
 
 /// A transport failure as text: reqwest's error without the URL, with its causes.
@@ -867,7 +898,8 @@ mod tests {
                 | ActivityType::RoleCreated
                 | ActivityType::ApiTokenCreated
                 | ActivityType::MessengerSecretCreated
-                | ActivityType::DataRequestCreated => 1,
+                | ActivityType::DataRequestCreated
+                | ActivityType::WebhookCreated => 1,
                 ActivityType::DataExported | ActivityType::ActivityLogExported => 2,
                 ActivityType::TotpEnabled
                 | ActivityType::TeammateRoleChanged
@@ -885,7 +917,8 @@ mod tests {
                 | ActivityType::ContactDeleted
                 | ActivityType::ConversationDeleted
                 | ActivityType::BulkDeleted
-                | ActivityType::ActivityLogRetentionCut => 4,
+                | ActivityType::ActivityLogRetentionCut
+                | ActivityType::WebhookDeleted => 4,
                 _ => 99,
             }
         };

@@ -52,6 +52,10 @@ struct Fixture {
     token: String,
     teammate: String,
     role: String,
+    /// A webhook id (none exists: deleting it answers 404 to those allowed).
+    webhook: String,
+    /// A data request id (none exists: those allowed get 404).
+    data_request: String,
 }
 
 impl Fixture {
@@ -68,6 +72,10 @@ impl Fixture {
             &self.teammate
         } else if template.starts_with("/v1/roles/") {
             &self.role
+        } else if template.starts_with("/v1/webhooks/") {
+            &self.webhook
+        } else if template.starts_with("/v1/data-requests/") {
+            &self.data_request
         } else {
             ""
         };
@@ -196,6 +204,8 @@ async fn authorization_matrix_matches_the_catalogue(store: Store) {
         attachment,
         secret,
         token: victim,
+        webhook: format!("wh_{}", "0".repeat(32)),
+        data_request: format!("dr_{}", "0".repeat(32)),
     };
 
     // Every operation of the document that takes a workspace token.

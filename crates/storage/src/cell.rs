@@ -22,26 +22,52 @@ use crate::records::*;
 use crate::{StoreError, now_ms};
 
 mod activity;
+mod backup;
+mod datarequests;
 mod deletion;
 mod messenger;
+mod outbox;
 mod passkeys;
+mod restore;
 mod retention;
+mod subprocessors;
 mod teammates;
 mod tokens;
+mod workspaces;
 
 pub use activity::{
     ActivityFilter, ActivityHead, ChainFailure, ChainReport, CutReport, MAX_TYPE_FILTER,
     RawActivity, StoredActivity,
 };
+pub use backup::{BackupSummary, Progress, RestoreSummary, restore, schema_version};
+pub use datarequests::{
+    ACCESS_ARCHIVE_TTL_MS, DataRequest, DataRequestKind, Erasure, SubjectRef, principal_of,
+    receipt_counts,
+};
 pub use deletion::DeletionCounts;
 pub use messenger::{MessengerSecret, MessengerSession, SessionScope};
+pub use outbox::{
+    DeliveryInfo, DeliveryKind, DeliveryOutcome, DueDelivery, ERASURE_NOTICE_TYPE, MAX_WEBHOOKS,
+    OUTBOX_KEEP_DAYS, Outbound, OutboundMessage, WEBHOOK_EVENTS, Webhook, check_events,
+};
 pub use passkeys::{CEREMONY_TTL_MS, StoredPasskey};
-pub use retention::{REMOVED_TEAMMATE_MAX_AGE_MS, RetentionReport, VISITOR_MAX_AGE_MS};
+pub use restore::{LEDGER_APPLIED, LEDGER_ON_RESTORE, LedgerReport};
+pub use retention::{
+    EXPIRED_TOKEN_KEEP_MS, REMOVED_TEAMMATE_MAX_AGE_MS, RetentionReport, THROTTLE_QUIET_MS,
+    VISITOR_BATCH_MAX, VISITOR_MAX_AGE_MS, VisitorBatch,
+};
+pub use subprocessors::{
+    RegistryChange, Subprocessor, SubprocessorInput, check_host, normalize_url_host,
+};
 pub use teammates::{
     CustomRole, INVITATION_TTL_MS, LoginRecord, SessionInfo, SessionPrincipal, Teammate,
 };
 use tokens::FIRST_TOKEN_NAME;
 pub use tokens::{ApiTokenInfo, TokenPrincipal, TokenScope};
+pub use workspaces::{
+    INACTIVITY_NOTICE_MS, LifecycleReport, RECEIPT_TYPE, WORKSPACE_MAX_IDLE_MS, WorkspaceDeletion,
+    WorkspaceDeletionReason, purged_tables,
+};
 
 /// Where a cell keeps its data.
 #[derive(Debug, Clone)]
@@ -79,6 +105,10 @@ pub struct Cell {
     ws_version: BoundedCache<WorkspaceId, i64>,
     subject_keys: BoundedCache<(WorkspaceId, SubjectKeyId), Arc<AeadKey>>,
     conversations: BoundedCache<(WorkspaceId, ConversationId), ConvMeta>,
+    /// Erasures, recorded in the key folder apart from the backed-up data (see `ledger.rs`).
+    ledger: crate::ledger::ErasureLedger,
+    /// When this process last wrote a workspace's `last_active_at`.
+    touched: BoundedCache<WorkspaceId, i64>,
 }
 
 impl std::fmt::Debug for Cell {
@@ -220,6 +250,7 @@ impl Cell {
             interlock_crypto::audit::AuditSigningKey::load_or_create(&cfg.key_dir, cfg.region)
                 .map_err(|e| StoreError::Config(format!("activity log signing key: {e}")))?;
         let blobs = BlobStore::new(cfg.blob_dir.clone())?;
+        let ledger = crate::ledger::ErasureLedger::open(&cfg.key_dir, cfg.region)?;
         let (pool, writer) = db::open(&cfg.backend).await?;
         Ok(Self {
             region: cfg.region,
@@ -233,6 +264,8 @@ impl Cell {
             ws_version: BoundedCache::new(100_000),
             subject_keys: BoundedCache::new(200_000),
             conversations: BoundedCache::new(200_000),
+            ledger,
+            touched: BoundedCache::new(100_000),
         })
     }
 
@@ -247,6 +280,11 @@ impl Cell {
     /// The reader pool, for benchmarks and tests that must look at raw rows.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The region's erasure ledger (appended before an erasure commits, applied on restore).
+    pub fn ledger(&self) -> &crate::ledger::ErasureLedger {
+        &self.ledger
     }
 
     pub fn keyring(&self) -> &Keyring {
@@ -479,7 +517,7 @@ impl Cell {
         let token = ApiToken::generate(TokenKind::Api, self.region)?;
         let unit = vec![
             Stmt::new(
-                "INSERT INTO workspaces (id, region, name_ct, key_version, created_at) VALUES ($1, $2, $3, 1, $4)",
+                "INSERT INTO workspaces (id, region, name_ct, key_version, created_at, last_active_at) VALUES ($1, $2, $3, 1, $4, $4)",
                 vec![
                     Arg::Text(id.to_string()),
                     Arg::Text(self.region.to_string()),
@@ -530,7 +568,7 @@ impl Cell {
     ) -> Result<Page<Workspace>, StoreError> {
         let limit = limit.clamp(1, MAX_PAGE);
         let rows = sqlx::query(
-            "SELECT id, name_ct, created_at FROM workspaces WHERE id > $1 ORDER BY id LIMIT $2",
+            "SELECT id, name_ct, created_at FROM workspaces WHERE id > $1 AND deleted_at IS NULL ORDER BY id LIMIT $2",
         )
         .bind(after.unwrap_or(""))
         .bind(limit + 1)
@@ -562,7 +600,20 @@ impl Cell {
         input: NewContact,
     ) -> Result<Contact, StoreError> {
         let new = self.contact_unit(ws, input).await?;
-        self.write_contact(ws, new, Vec::new()).await
+        // Subscribed webhooks learn of it in the same transaction (transactional outbox).
+        let c = &new.contact;
+        let data = serde_json::json!({
+            "id": c.id.as_str(),
+            "role": c.role.as_str(),
+            "external_id": c.external_id,
+            "email": c.email,
+            "name": c.name,
+            "created_at": c.created_at.div_euclid(1000),
+        });
+        let hooks = self
+            .webhook_stmts(ws, "contact.created", data, Some(&c.id))
+            .await?;
+        self.write_contact(ws, new, hooks).await
     }
 
     /// Write a new contact's unit (plus `extra` statements in the same transaction).

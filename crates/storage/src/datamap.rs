@@ -36,10 +36,17 @@ pub const WORKSPACE_INACTIVITY_DAYS: u32 = 396;
 pub const REMOVED_TEAMMATE_DAYS: u32 = 30;
 /// The activity log's default retention (`activity.retention_days`, 30 to 36,500).
 pub const ACTIVITY_LOG_DAYS: u32 = 730;
+/// How long an access request's archive can be downloaded: 7 days.
+pub const ACCESS_ARCHIVE_SECONDS: u64 = 7 * 86_400;
 /// A messenger session's default lifetime (`messenger.session_ttl_s`).
 pub const MESSENGER_SESSION_SECONDS: u64 = 3600;
 /// A teammate session's default absolute lifetime (per workspace, at most 365 days).
 pub const TEAMMATE_SESSION_SECONDS: u64 = 30 * 86_400;
+/// A sign-in throttle row is deleted once this long has passed since both its last failure
+/// and the end of its lock.
+pub const LOGIN_THROTTLE_QUIET_SECONDS: u64 = 86_400;
+/// An expired API token is kept (listed as expired) this long after its expiry, then deleted.
+pub const EXPIRED_API_TOKEN_DAYS: u32 = 30;
 
 /// What kind of store a collection is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -141,8 +148,12 @@ pub enum Retention {
     WhileTeammateIsMember,
     /// A teammate's record: kept while a member, deleted `days` after removal.
     RemovedTeammate { days: u32 },
-    /// Expires `seconds` after it is made (the default where it is configurable).
+    /// Expires `seconds` after it is made (the default where it is configurable); deleted once
+    /// expired (by the retention sweep, unless its collection says otherwise).
     Expires { seconds: u64 },
+    /// Kept until revoked; when it has an expiry, deleted `days` after it (listed as expired
+    /// until then).
+    AfterExpiry { days: u32 },
     /// Activity-log entries and checkpoints: cut after `days` (configurable).
     ActivityLog { days: u32 },
     /// A master key version: kept until retired (`interlock keys retire`) once nothing is
@@ -162,6 +173,7 @@ impl Retention {
             Retention::WhileTeammateIsMember => "while_teammate_is_member",
             Retention::RemovedTeammate { .. } => "removed_teammate",
             Retention::Expires { .. } => "expires",
+            Retention::AfterExpiry { .. } => "after_expiry",
             Retention::ActivityLog { .. } => "activity_log",
             Retention::UntilRetired => "until_retired",
             Retention::OperatorManaged => "operator_managed",
@@ -187,7 +199,12 @@ impl Retention {
             Retention::RemovedTeammate { days } => {
                 format!("kept while the teammate is a member; deleted {days} days after removal")
             }
-            Retention::Expires { seconds } => format!("expires after {seconds} seconds"),
+            Retention::Expires { seconds } => {
+                format!("expires after {seconds} seconds; deleted once expired")
+            }
+            Retention::AfterExpiry { days } => format!(
+                "kept until revoked; one with an expiry is deleted by the retention sweep {days} days after it expires"
+            ),
             Retention::ActivityLog { days } => {
                 format!("cut from the activity log after {days} days (configurable)")
             }
@@ -313,6 +330,37 @@ pub fn collection(name: &str) -> Option<&'static Collection> {
     DATA_MAP.iter().find(|c| c.name == name)
 }
 
+/// Keys of the fideslang default taxonomy's data categories (fideslang 2.x/3.x,
+/// `default_taxonomy/data_categories.py`) that this map may use; all current, none
+/// deprecated. The sub-processor registry takes its data categories from this list too.
+pub const FIDESLANG_DATA_CATEGORIES: &[&str] = &[
+    "system",
+    "system.authentication",
+    "system.operations",
+    "user",
+    "user.account",
+    "user.account.username",
+    "user.authorization",
+    "user.authorization.credentials",
+    "user.authorization.password",
+    "user.behavior",
+    "user.behavior.browsing_history",
+    "user.contact",
+    "user.contact.address",
+    "user.contact.email",
+    "user.contact.phone_number",
+    "user.content",
+    "user.content.private",
+    "user.content.public",
+    "user.device",
+    "user.device.cookie_id",
+    "user.device.device_id",
+    "user.device.ip_address",
+    "user.location",
+    "user.name",
+    "user.unique_id",
+];
+
 // ------------------------------------------------------------------ vocabulary shorthands
 
 const SYS_OPS: &str = "system.operations";
@@ -388,6 +436,33 @@ const AUDIT: Field = Field {
     description: "",
 };
 
+/// Base for data subject requests.
+const REQUEST: Field = Field {
+    data_subject: Some(Customer),
+    data_use: "essential.legal_obligation",
+    retention: Retention::WhileWorkspaceExists,
+    erasure: Erasure::KeptPseudonymous,
+    ..WS
+};
+
+/// Base for deletion receipts.
+const RECEIPT: Field = Field {
+    data_use: "essential.legal_obligation",
+    retention: Retention::OperatorManaged,
+    erasure: Erasure::NotPersonal,
+    ..WS
+};
+
+/// Base for access-request archive files.
+const ARCHIVE: Field = Field {
+    data_subject: Some(Customer),
+    retention: Retention::Expires {
+        seconds: ACCESS_ARCHIVE_SECONDS,
+    },
+    erasure: Erasure::DeletedWithSubject,
+    ..WS
+};
+
 /// Base for the workspace row itself.
 const WORKSPACE: Field = Field {
     retention: Retention::WorkspaceInactivity {
@@ -441,10 +516,20 @@ const CEREMONY: Field = Field {
     ..TEAMMATE_AUTH
 };
 
+/// Base for API tokens: kept until revoked, deleted a while after their expiry.
+const API_TOKEN: Field = Field {
+    retention: Retention::AfterExpiry {
+        days: EXPIRED_API_TOKEN_DAYS,
+    },
+    ..WS
+};
+
 /// Base for sign-in throttling (about accounts and addresses, not one teammate's record).
 const THROTTLE: Field = Field {
     data_use: SECURITY,
-    retention: Retention::WhileWorkspaceExists,
+    retention: Retention::Expires {
+        seconds: LOGIN_THROTTLE_QUIET_SECONDS,
+    },
     erasure: Erasure::DeletedWithWorkspace,
     ..TEAMMATE_AUTH
 };
@@ -453,6 +538,29 @@ const THROTTLE: Field = Field {
 const AUDIT_STATE: Field = Field {
     retention: Retention::WhileWorkspaceExists,
     ..AUDIT
+};
+
+/// Base for the sub-processor registry (public, region-level, about companies).
+const SUBPROCESSOR: Field = Field {
+    data_use: OPERATIONS,
+    retention: Retention::OperatorManaged,
+    erasure: Erasure::NotPersonal,
+    ..WS
+};
+
+/// Base for outbound deliveries (ended rows are deleted after 30 days).
+const OUTBOX: Field = Field {
+    retention: Retention::Expires {
+        seconds: crate::cell::OUTBOX_KEEP_DAYS as u64 * 86_400,
+    },
+    ..WS
+};
+
+/// Base for subject disclosure records.
+const DISCLOSURE: Field = Field {
+    data_subject: Some(Customer),
+    erasure: Erasure::DeletedWithSubject,
+    ..WS
 };
 
 const fn workspace_id(base: Field) -> Field {
@@ -538,8 +646,35 @@ pub static DATA_MAP: &[Collection] = &[
                 ..WORKSPACE
             },
             created_at(WORKSPACE),
+            Field {
+                name: "last_active_at",
+                description: "When a teammate last signed in or a token or session last made a request (written at most hourly); the inactivity rule reads it.",
+                ..WORKSPACE
+            },
+            Field {
+                name: "inactivity_notice_at",
+                description: "When the owners were told the workspace will be deleted for inactivity (cleared by any use).",
+                ..WORKSPACE
+            },
+            Field {
+                name: "deleted_at",
+                description: "When the workspace's deletion was requested: its key was destroyed then; the row goes when the purge finishes.",
+                ..WORKSPACE
+            },
         ],
-        indexes: &[],
+        // Migration 9: the inactivity rule and the purge find their workspaces through these.
+        indexes: &[
+            Index {
+                name: "workspaces_last_active",
+                columns: &["last_active_at"],
+                unique: false,
+            },
+            Index {
+                name: "workspaces_deleted",
+                columns: &["deleted_at"],
+                unique: false,
+            },
+        ],
     },
     Collection {
         name: "workspace_keys",
@@ -586,7 +721,7 @@ pub static DATA_MAP: &[Collection] = &[
         name: "api_tokens",
         kind: CollectionKind::Table,
         location: DB,
-        description: "Workspace API tokens, stored as SHA-256 only; scoped by a permission list and an optional expiry. Kept until revoked; removing a teammate deletes the tokens they made.",
+        description: "Workspace API tokens, stored as SHA-256 only; scoped by a permission list and an optional expiry. Kept until revoked; an expired one is deleted by the retention sweep 30 days after its expiry; removing a teammate deletes the tokens they made.",
         primary_key: &["token_hash"],
         fields: &[
             Field {
@@ -595,52 +730,60 @@ pub static DATA_MAP: &[Collection] = &[
                 data_use: AUTHENTICATION,
                 encryption: Encryption::Sha256Hash,
                 description: "SHA-256 of the token (`ilk_<region>_…`); the token itself is shown once and never stored.",
-                ..WS
+                ..API_TOKEN
             },
-            workspace_id(WS),
-            created_at(WS),
+            workspace_id(API_TOKEN),
+            created_at(API_TOKEN),
             Field {
                 name: "id",
                 data_category: SYS_AUTH,
                 description: "The token's id, to list and revoke it by.",
-                ..WS
+                ..API_TOKEN
             },
             Field {
                 name: "name_ct",
                 encryption: Encryption::WorkspaceKey,
                 description: "The token's name, sealed (NULL for the workspace's first token).",
-                ..WS
+                ..API_TOKEN
             },
-            ws_key_version(WS),
+            ws_key_version(API_TOKEN),
             Field {
                 name: "permissions",
                 data_category: SYS_AUTH,
                 data_use: SECURITY,
                 description: "The permissions the token holds (`*` = every permission: the first token).",
-                ..WS
+                ..API_TOKEN
             },
             Field {
                 name: "expires_at",
                 data_category: SYS_AUTH,
                 data_use: SECURITY,
                 description: "Optional expiry; an expired token is refused.",
-                ..WS
+                ..API_TOKEN
             },
             pseudonym(
                 Field {
                     data_subject: Some(Employee),
                     erasure: Erasure::DeletedOnRemoval,
-                    ..WS
+                    ..API_TOKEN
                 },
                 "created_by",
                 "The teammate (`tm_…`) who made the token; removing them deletes it.",
             ),
         ],
-        indexes: &[Index {
-            name: "api_tokens_id",
-            columns: &["workspace_id", "id"],
-            unique: true,
-        }],
+        indexes: &[
+            Index {
+                name: "api_tokens_id",
+                columns: &["workspace_id", "id"],
+                unique: true,
+            },
+            // Migration 11: the retention sweep finds expired tokens through it.
+            Index {
+                name: "api_tokens_expires",
+                columns: &["expires_at"],
+                unique: false,
+            },
+        ],
     },
     Collection {
         name: "subject_keys",
@@ -1033,7 +1176,7 @@ pub static DATA_MAP: &[Collection] = &[
         name: "messenger_sessions",
         kind: CollectionKind::Table,
         location: DB,
-        description: "Messenger sessions (`ilm_…`) of a contact, stored as SHA-256 only; expired ones are swept when the workspace next boots a messenger.",
+        description: "Messenger sessions (`ilm_…`) of a contact, stored as SHA-256 only; expired ones are deleted when the workspace next boots a messenger and by the retention sweep.",
         primary_key: &["token_hash"],
         fields: &[
             Field {
@@ -1069,6 +1212,12 @@ pub static DATA_MAP: &[Collection] = &[
             Index {
                 name: "messenger_sessions_expiry",
                 columns: &["workspace_id", "expires_at"],
+                unique: false,
+            },
+            // Migration 11: the retention sweep finds expired sessions of every workspace.
+            Index {
+                name: "messenger_sessions_expires",
+                columns: &["expires_at"],
                 unique: false,
             },
         ],
@@ -1221,7 +1370,7 @@ pub static DATA_MAP: &[Collection] = &[
         name: "invitations",
         kind: CollectionKind::Table,
         location: DB,
-        description: "Pending teammate invitations, stored as SHA-256 only; deleted when accepted or when the teammate is removed, refused after seven days.",
+        description: "Pending teammate invitations, stored as SHA-256 only; deleted when accepted or when the teammate is removed, refused after seven days and then deleted by the retention sweep.",
         primary_key: &["token_hash"],
         fields: &[
             Field {
@@ -1240,13 +1389,18 @@ pub static DATA_MAP: &[Collection] = &[
             },
             created_at(INVITATION),
         ],
-        indexes: &[],
+        // Migration 11: the retention sweep finds expired invitations through it.
+        indexes: &[Index {
+            name: "invitations_expires",
+            columns: &["expires_at"],
+            unique: false,
+        }],
     },
     Collection {
         name: "teammate_sessions",
         kind: CollectionKind::Table,
         location: DB,
-        description: "Teammates' signed-in sessions (cookie) and CSRF tokens, stored as SHA-256 only. Idle and absolute lifetimes are per-workspace security settings (default 4 days idle, 30 days absolute, at most 365).",
+        description: "Teammates' signed-in sessions (cookie) and CSRF tokens, stored as SHA-256 only. Idle and absolute lifetimes are per-workspace security settings (default 4 days idle, 30 days absolute, at most 365); the retention sweep deletes a session once either has passed.",
         primary_key: &["token_hash"],
         fields: &[
             Field {
@@ -1377,7 +1531,7 @@ pub static DATA_MAP: &[Collection] = &[
         name: "login_throttle",
         kind: CollectionKind::Table,
         location: DB,
-        description: "Failed sign-in counters per account and per source address, keyed by a blind index so no email or address is stored; a successful sign-in clears the account's row.",
+        description: "Failed sign-in counters per account and per source address, keyed by a blind index so no email or address is stored; a successful sign-in clears the account's row; the retention sweep deletes a row 24 hours after its last failure and the end of its lock.",
         primary_key: &["workspace_id", "subject"],
         fields: &[
             workspace_id(THROTTLE),
@@ -1404,7 +1558,12 @@ pub static DATA_MAP: &[Collection] = &[
                 ..THROTTLE
             },
         ],
-        indexes: &[],
+        // Migration 11: the retention sweep finds stale throttle rows through it.
+        indexes: &[Index {
+            name: "login_throttle_updated",
+            columns: &["updated_at"],
+            unique: false,
+        }],
     },
     Collection {
         name: "teammate_passkeys",
@@ -1447,7 +1606,7 @@ pub static DATA_MAP: &[Collection] = &[
         name: "webauthn_ceremonies",
         kind: CollectionKind::Table,
         location: DB,
-        description: "Pending WebAuthn registrations and sign-ins: the ceremony state, sealed, five minutes, deleted on use; expired ones are swept when the workspace starts the next ceremony.",
+        description: "Pending WebAuthn registrations and sign-ins: the ceremony state, sealed, five minutes, deleted on use; expired ones are deleted when the workspace starts the next ceremony and by the retention sweep.",
         primary_key: &["token_hash"],
         fields: &[
             Field {
@@ -1478,7 +1637,12 @@ pub static DATA_MAP: &[Collection] = &[
                 ..CEREMONY
             },
         ],
-        indexes: &[],
+        // Migration 11: the retention sweep finds expired ceremonies through it.
+        indexes: &[Index {
+            name: "webauthn_ceremonies_expires",
+            columns: &["expires_at"],
+            unique: false,
+        }],
     },
     Collection {
         name: "activity_log",
@@ -1654,6 +1818,377 @@ pub static DATA_MAP: &[Collection] = &[
         ],
         indexes: &[],
     },
+    // ---- sub-processors, webhooks and the outbox (docs/subprocessors.md)
+    Collection {
+        name: "subprocessors",
+        kind: CollectionKind::Table,
+        location: DB,
+        description: "The region's sub-processor registry (operator-managed, public at GET /v1/subprocessors): who may receive data from this region's workspaces and at which hosts. Outbound deliveries go only to these hosts. A sub-processor of several regions has a row in each region's database.",
+        primary_key: &["id"],
+        fields: &[
+            Field {
+                name: "id",
+                description: "The sub-processor id (`sp_…`).",
+                ..SUBPROCESSOR
+            },
+            Field {
+                name: "name",
+                description: "The sub-processor's (company's) name.",
+                ..SUBPROCESSOR
+            },
+            Field {
+                name: "purpose",
+                description: "What it does with the data.",
+                ..SUBPROCESSOR
+            },
+            Field {
+                name: "data_categories",
+                description: "The fideslang data categories it receives (JSON array).",
+                ..SUBPROCESSOR
+            },
+            Field {
+                name: "regions",
+                description: "The regions it is registered for (JSON array).",
+                ..SUBPROCESSOR
+            },
+            Field {
+                name: "hosts",
+                description: "The hosts it receives data at (JSON array of lower-case DNS names and IP addresses): the outbound gate's allow-list.",
+                ..SUBPROCESSOR
+            },
+            Field {
+                name: "deletion_notice_url",
+                description: "Where signed erasure notices are POSTed (its host is one of `hosts`).",
+                ..SUBPROCESSOR
+            },
+            created_at(SUBPROCESSOR),
+            Field {
+                name: "updated_at",
+                description: "When the entry last changed.",
+                ..SUBPROCESSOR
+            },
+        ],
+        indexes: &[],
+    },
+    Collection {
+        name: "webhooks",
+        kind: CollectionKind::Table,
+        location: DB,
+        description: "A workspace's webhook subscriptions; a subscription's host must be a registered sub-processor's. Deleting one cancels its pending deliveries.",
+        primary_key: &["workspace_id", "id"],
+        fields: &[
+            workspace_id(WS),
+            Field {
+                name: "id",
+                description: "The subscription id (`wh_…`).",
+                ..WS
+            },
+            Field {
+                name: "url_ct",
+                encryption: Encryption::WorkspaceKey,
+                description: "The receiver's URL, sealed (it may carry the receiver's token).",
+                ..WS
+            },
+            Field {
+                name: "secret_ct",
+                data_category: SYS_AUTH,
+                data_use: SECURITY,
+                encryption: Encryption::WorkspaceKey,
+                description: "The signing secret (`whsec_…`, Standard Webhooks HMAC-SHA-256 key), sealed; shown once when the subscription is made.",
+                ..WS
+            },
+            Field {
+                name: "events",
+                description: "The subscribed event names (comma-separated).",
+                ..WS
+            },
+            ws_key_version(WS),
+            created_at(WS),
+        ],
+        indexes: &[],
+    },
+    Collection {
+        name: "outbox",
+        kind: CollectionKind::Table,
+        location: DB,
+        description: "The transactional outbox: one row per outbound delivery (webhook or erasure notice), written in the transaction of the change it reports, retried with backoff. A webhook body is cleared the moment its delivery ends; ended rows are deleted 30 days later. Erasing a subject deletes every delivery carrying it.",
+        primary_key: &["workspace_id", "id"],
+        fields: &[
+            workspace_id(OUTBOX),
+            Field {
+                name: "id",
+                description: "The delivery id (`msg_…`), sent as `webhook-id` so receivers can deduplicate.",
+                ..OUTBOX
+            },
+            Field {
+                name: "kind",
+                description: "`webhook` or `erasure_notice`.",
+                ..OUTBOX
+            },
+            Field {
+                name: "event",
+                description: "The event type (`contact.created`, …) or the notice's document type.",
+                ..OUTBOX
+            },
+            Field {
+                name: "webhook_id",
+                description: "Webhooks: the subscription (`wh_…`) whose URL and secret are used when sending.",
+                ..OUTBOX
+            },
+            Field {
+                name: "subprocessor_id",
+                description: "Erasure notices: the sub-processor notified; webhooks: the sub-processor whose host received it.",
+                ..OUTBOX
+            },
+            Field {
+                name: "payload_ct",
+                data_category: "user",
+                data_subject: Some(Customer),
+                encryption: Encryption::WorkspaceKey,
+                erasure: Erasure::DeletedWithSubject,
+                description: "Webhooks: the exact JSON body, sealed (e.g. `contact.created` carries the contact's email and name). Set to NULL when the delivery ends, whatever the outcome.",
+                ..OUTBOX
+            },
+            ws_key_version(OUTBOX),
+            Field {
+                name: "document",
+                data_subject: Some(Customer),
+                erasure: Erasure::KeptPseudonymous,
+                description: "Erasure notices: the signed document (Ed25519, region key); it names the subject by pseudonymous contact id only.",
+                ..OUTBOX
+            },
+            pseudonym(
+                Field {
+                    data_subject: Some(Customer),
+                    erasure: Erasure::DeletedWithSubject,
+                    ..OUTBOX
+                },
+                "subject_id",
+                "The contact (`ct_…`) whose data the body carries, if any.",
+            ),
+            Field {
+                name: "attempts",
+                description: "Attempts made (counted when an attempt is claimed).",
+                ..OUTBOX
+            },
+            Field {
+                name: "next_attempt_at",
+                description: "When the delivery is due (or, while an attempt runs, when its lease ends).",
+                ..OUTBOX
+            },
+            Field {
+                name: "status",
+                description: "`pending`, `delivered`, `failed` or `refused` (by the outbound gate).",
+                ..OUTBOX
+            },
+            Field {
+                name: "last_error",
+                description: "A stable code for the last failure (`http_500`, `timeout`, `host_not_a_subprocessor`, …); never a response body.",
+                ..OUTBOX
+            },
+            created_at(OUTBOX),
+            Field {
+                name: "updated_at",
+                description: "When the row last changed (when it ended, once ended).",
+                ..OUTBOX
+            },
+        ],
+        indexes: &[
+            Index {
+                name: "outbox_due",
+                columns: &["status", "next_attempt_at"],
+                unique: false,
+            },
+            Index {
+                name: "outbox_subject",
+                columns: &["workspace_id", "subject_id"],
+                unique: false,
+            },
+            Index {
+                name: "outbox_webhook",
+                columns: &["workspace_id", "webhook_id"],
+                unique: false,
+            },
+        ],
+    },
+    Collection {
+        name: "subject_disclosures",
+        kind: CollectionKind::Table,
+        location: DB,
+        description: "Which sub-processors may have received a data subject's data (recorded just before a delivery carrying the subject is sent). Erasure sends each a signed deletion notice and deletes these rows.",
+        primary_key: &["workspace_id", "contact_id", "subprocessor_id"],
+        fields: &[
+            workspace_id(DISCLOSURE),
+            pseudonym(DISCLOSURE, "contact_id", "The contact (`ct_…`)."),
+            Field {
+                name: "subprocessor_id",
+                description: "The sub-processor (`sp_…`).",
+                ..DISCLOSURE
+            },
+            Field {
+                name: "first_at",
+                description: "When it was first sent the subject's data.",
+                ..DISCLOSURE
+            },
+        ],
+        indexes: &[],
+    },
+    Collection {
+        name: "data_requests",
+        kind: CollectionKind::Table,
+        location: DB,
+        description: "Data subject requests (access and erasure). The subject is named by its pseudonymous contact id only; an access request's archive key is kept here wrapped by the workspace key until the archive expires (7 days) or its subject is erased.",
+        primary_key: &["workspace_id", "id"],
+        fields: &[
+            workspace_id(REQUEST),
+            Field {
+                name: "id",
+                description: "The request id (`dr_…`).",
+                ..REQUEST
+            },
+            Field {
+                name: "type",
+                description: "`access` or `erasure`.",
+                ..REQUEST
+            },
+            Field {
+                name: "status",
+                description: "`completed`, `purging` (an erasure whose files are being removed), `expired` or `erased` (an access archive that is gone).",
+                ..REQUEST
+            },
+            Field {
+                name: "subject_id",
+                data_category: UID,
+                description: "The subject's contact id: a random pseudonym, meaningless once the contact is erased.",
+                ..REQUEST
+            },
+            Field {
+                name: "requested_by",
+                data_subject: Some(Employee),
+                description: "Who asked: `teammate:tm_…` or `api_token:tk_…`.",
+                ..REQUEST
+            },
+            Field {
+                name: "archive_key_ct",
+                data_use: SERVICE,
+                encryption: Encryption::WorkspaceKey,
+                retention: Retention::Expires {
+                    seconds: ACCESS_ARCHIVE_SECONDS,
+                },
+                erasure: Erasure::DeletedWithSubject,
+                description: "The access archive's random AES-256-GCM key, wrapped by the workspace key; set to null when the archive expires or its subject is erased, which makes the archive file unreadable at once.",
+                ..REQUEST
+            },
+            Field {
+                name: "ws_key_version",
+                description: "The workspace-key version that wraps the archive key.",
+                ..REQUEST
+            },
+            Field {
+                name: "archive_bytes",
+                description: "The archive's size before encryption.",
+                ..REQUEST
+            },
+            Field {
+                name: "pending_blobs",
+                description: "An erasure's files still to remove (attachment and archive ids) while it is `purging`.",
+                ..REQUEST
+            },
+            Field {
+                name: "receipt_id",
+                description: "An erasure's signed receipt (`deletion_receipts`).",
+                ..REQUEST
+            },
+            created_at(REQUEST),
+            Field {
+                name: "completed_at",
+                description: "When the request finished.",
+                ..REQUEST
+            },
+            Field {
+                name: "expires_at",
+                description: "Until when an access archive can be downloaded.",
+                ..REQUEST
+            },
+        ],
+        indexes: &[
+            Index {
+                name: "data_requests_subject",
+                columns: &["workspace_id", "subject_id", "type"],
+                unique: false,
+            },
+            Index {
+                name: "data_requests_status",
+                columns: &["status", "expires_at"],
+                unique: false,
+            },
+        ],
+    },
+    Collection {
+        name: "deletion_receipts",
+        kind: CollectionKind::Table,
+        location: DB,
+        description: "Signed deletion receipts (Ed25519, the region's activity-log key): one per erasure and per workspace deletion. No foreign key: a workspace deletion's receipt outlives the workspace.",
+        primary_key: &["id"],
+        fields: &[
+            Field {
+                name: "id",
+                description: "The receipt id (`rc_…`).",
+                ..RECEIPT
+            },
+            Field {
+                name: "workspace_id",
+                description: "The workspace the receipt is about.",
+                ..RECEIPT
+            },
+            Field {
+                name: "kind",
+                description: "`erasure` or `workspace`.",
+                ..RECEIPT
+            },
+            Field {
+                name: "subject_id",
+                data_category: UID,
+                data_subject: Some(Customer),
+                description: "An erasure's subject: its pseudonymous contact id.",
+                ..RECEIPT
+            },
+            Field {
+                name: "receipt",
+                description: "The signed receipt (JSON): ids, times, counts per data element, destroyed key ids, sub-processors notified. Pseudonymous ids only.",
+                ..RECEIPT
+            },
+            created_at(RECEIPT),
+        ],
+        indexes: &[Index {
+            name: "deletion_receipts_workspace",
+            columns: &["workspace_id", "created_at"],
+            unique: false,
+        }],
+    },
+    Collection {
+        name: "access_archive_files",
+        kind: CollectionKind::Blobs,
+        location: "regions/<region>/blobs/<workspace>/exports/<data request>",
+        description: "Access-request archives (a tar of the subject document and attachment files), sealed in 1 MiB chunks under the request's archive key before the first byte is written. Deleted after 7 days or when the subject is erased.",
+        primary_key: &[],
+        fields: &[
+            Field {
+                name: "<data request>",
+                description: "The file name: the request id (`dr_…`).",
+                ..ARCHIVE
+            },
+            Field {
+                name: "content",
+                data_category: CONTENT,
+                encryption: Encryption::SubjectKey,
+                erasure: Erasure::ShreddedWithSubjectKey,
+                description: "Everything Interlock holds about the subject, sealed under the archive key (a random key per request, wrapped by the workspace key).",
+                ..ARCHIVE
+            },
+        ],
+        indexes: &[],
+    },
     Collection {
         name: "attachment_files",
         kind: CollectionKind::Blobs,
@@ -1686,7 +2221,7 @@ pub static DATA_MAP: &[Collection] = &[
         name: "key_files",
         kind: CollectionKind::KeyFiles,
         location: "<key_dir>/<region>/ (default <data_dir>/keys; folder 0700, files 0600)",
-        description: "The region's root keys. Production keeps them apart from the data.",
+        description: "The region's root keys and its erasure ledger. Production keeps them apart from the data (and from its backups).",
         primary_key: &[],
         fields: &[
             Field {
@@ -1703,6 +2238,15 @@ pub static DATA_MAP: &[Collection] = &[
                 retention: Retention::OperatorManaged,
                 erasure: Erasure::NotPersonal,
                 description: "The Ed25519 key (PKCS#8) that signs activity-log checkpoints.",
+                ..WS
+            },
+            Field {
+                name: "erasure-ledger.jsonl",
+                data_subject: Some(Customer),
+                data_use: "essential.legal_obligation",
+                retention: Retention::OperatorManaged,
+                erasure: Erasure::KeptPseudonymous,
+                description: "The erasure ledger: one JSON line per erased contact (workspace, contact and subject-key ids, time) or deleted workspace, appended and fsync'd before the erasure commits. Kept apart from the backed-up data so `interlock restore` applies every erasure again; pseudonymous ids only. Keep it as long as backups older than its newest line exist.",
                 ..WS
             },
         ],
@@ -1754,37 +2298,6 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-
-    /// Keys of the fideslang default taxonomy's data categories (fideslang 2.x/3.x,
-    /// `default_taxonomy/data_categories.py`) that this map may use; all current, none
-    /// deprecated.
-    const FIDESLANG_DATA_CATEGORIES: &[&str] = &[
-        "system",
-        "system.authentication",
-        "system.operations",
-        "user",
-        "user.account",
-        "user.account.username",
-        "user.authorization",
-        "user.authorization.credentials",
-        "user.authorization.password",
-        "user.behavior",
-        "user.behavior.browsing_history",
-        "user.contact",
-        "user.contact.address",
-        "user.contact.email",
-        "user.contact.phone_number",
-        "user.content",
-        "user.content.private",
-        "user.content.public",
-        "user.device",
-        "user.device.cookie_id",
-        "user.device.device_id",
-        "user.device.ip_address",
-        "user.location",
-        "user.name",
-        "user.unique_id",
-    ];
 
     /// Keys of the fideslang default taxonomy's data uses that this map may use.
     const FIDESLANG_DATA_USES: &[&str] = &[

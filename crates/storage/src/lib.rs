@@ -9,11 +9,13 @@
 //! - Exact-match lookups go through blind indexes, never plaintext columns.
 //! - A write is acknowledged only after its transaction is durable.
 
+pub mod backup;
 pub mod blobs;
 mod cache;
 pub mod cell;
 pub mod datamap;
 pub mod db;
+pub mod ledger;
 pub mod records;
 pub mod schema;
 
@@ -23,7 +25,9 @@ pub use cell::{
     REMOVED_TEAMMATE_MAX_AGE_MS, RawActivity, RetentionReport, SessionInfo, SessionPrincipal,
     SessionScope, StoredActivity, Teammate, TokenPrincipal, TokenScope, VISITOR_MAX_AGE_MS,
 };
+pub use cell::{EXPIRED_TOKEN_KEEP_MS, THROTTLE_QUIET_MS, VISITOR_BATCH_MAX, VisitorBatch};
 pub use db::{Backend, Writer, WriterStats};
+pub use ledger::{ErasureLedger, ErasureRecord};
 pub use records::*;
 
 use thiserror::Error;

@@ -368,4 +368,133 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             )",
         ],
     ),
+    (
+        9,
+        &[
+            // When a workspace was last used (a teammate signed in, or a token or session made
+            // a request; written at most hourly), when its owners were told it will be deleted
+            // for inactivity, and when its deletion was requested (its key is destroyed then;
+            // the rows are purged in the background).
+            "ALTER TABLE workspaces ADD COLUMN last_active_at BIGINT",
+            "UPDATE workspaces SET last_active_at = created_at",
+            "ALTER TABLE workspaces ADD COLUMN inactivity_notice_at BIGINT",
+            "ALTER TABLE workspaces ADD COLUMN deleted_at BIGINT",
+            "CREATE INDEX workspaces_last_active ON workspaces (last_active_at)",
+            "CREATE INDEX workspaces_deleted ON workspaces (deleted_at)",
+            // Data subject requests (access and erasure). The subject is named by its
+            // pseudonymous contact id only; an access request's archive is a blob sealed under
+            // a random key kept here wrapped by the workspace key.
+            "CREATE TABLE data_requests (
+                workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+                id TEXT NOT NULL,
+                type TEXT NOT NULL,
+                status TEXT NOT NULL,
+                subject_id TEXT NOT NULL,
+                requested_by TEXT,
+                archive_key_ct {BYTES},
+                ws_key_version BIGINT,
+                archive_bytes BIGINT,
+                pending_blobs TEXT,
+                receipt_id TEXT,
+                created_at BIGINT NOT NULL,
+                completed_at BIGINT,
+                expires_at BIGINT,
+                PRIMARY KEY (workspace_id, id)
+            )",
+            "CREATE INDEX data_requests_subject ON data_requests (workspace_id, subject_id, type)",
+            "CREATE INDEX data_requests_status ON data_requests (status, expires_at)",
+            // Signed deletion receipts (erasures and workspace deletions). No foreign key: a
+            // workspace's deletion receipt outlives the workspace.
+            "CREATE TABLE deletion_receipts (
+                id TEXT PRIMARY KEY,
+                workspace_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                subject_id TEXT,
+                receipt TEXT NOT NULL,
+                created_at BIGINT NOT NULL
+            )",
+            "CREATE INDEX deletion_receipts_workspace ON deletion_receipts (workspace_id, created_at)",
+        ],
+    ),
+    (
+        10,
+        &[
+            // The region's sub-processor registry (operator-managed, public): who may receive
+            // data from this region's workspaces, at which hosts. A sub-processor listed for
+            // several regions has a row in each region's database. Lists are JSON arrays.
+            "CREATE TABLE subprocessors (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                purpose TEXT NOT NULL,
+                data_categories TEXT NOT NULL,
+                regions TEXT NOT NULL,
+                hosts TEXT NOT NULL,
+                deletion_notice_url TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL
+            )",
+            // A workspace's webhook subscriptions: URL and signing secret sealed under the
+            // workspace key; the event names plain (comma-separated) to pick subscribers.
+            "CREATE TABLE webhooks (
+                workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+                id TEXT NOT NULL,
+                url_ct {BYTES} NOT NULL,
+                secret_ct {BYTES} NOT NULL,
+                events TEXT NOT NULL,
+                ws_key_version BIGINT NOT NULL,
+                created_at BIGINT NOT NULL,
+                PRIMARY KEY (workspace_id, id)
+            )",
+            // The transactional outbox: one row per delivery, written in the transaction of
+            // the change it reports. The destination is the webhook's URL or the
+            // sub-processor's notice URL, read when the delivery is attempted (so a deleted
+            // subscription or a de-registered host stops pending deliveries). A webhook body is
+            // sealed under the workspace key and cleared once the delivery ends; an erasure
+            // notice is a signed, pseudonymous document.
+            "CREATE TABLE outbox (
+                workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+                id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                event TEXT NOT NULL,
+                webhook_id TEXT,
+                subprocessor_id TEXT,
+                payload_ct {BYTES},
+                ws_key_version BIGINT,
+                document TEXT,
+                subject_id TEXT,
+                attempts BIGINT NOT NULL,
+                next_attempt_at BIGINT NOT NULL,
+                status TEXT NOT NULL,
+                last_error TEXT,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                PRIMARY KEY (workspace_id, id)
+            )",
+            "CREATE INDEX outbox_due ON outbox (status, next_attempt_at)",
+            "CREATE INDEX outbox_subject ON outbox (workspace_id, subject_id)",
+            "CREATE INDEX outbox_webhook ON outbox (workspace_id, webhook_id)",
+            // Which sub-processors received a data subject's data (written when a delivery
+            // carrying the subject is delivered): erasure notifies exactly these.
+            "CREATE TABLE subject_disclosures (
+                workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+                contact_id TEXT NOT NULL,
+                subprocessor_id TEXT NOT NULL,
+                first_at BIGINT NOT NULL,
+                PRIMARY KEY (workspace_id, contact_id, subprocessor_id)
+            )",
+        ],
+    ),
+    (
+        11,
+        &[
+            // Expiry indexes for the retention sweep: finding the workspaces with expired
+            // rows reads index pages only, so a sweep that finds nothing stays cheap however
+            // many live sessions, tokens or throttle rows there are.
+            "CREATE INDEX login_throttle_updated ON login_throttle (updated_at)",
+            "CREATE INDEX messenger_sessions_expires ON messenger_sessions (expires_at)",
+            "CREATE INDEX api_tokens_expires ON api_tokens (expires_at)",
+            "CREATE INDEX invitations_expires ON invitations (expires_at)",
+            "CREATE INDEX webauthn_ceremonies_expires ON webauthn_ceremonies (expires_at)",
+        ],
+    ),
 ];

@@ -125,7 +125,7 @@ pub(crate) fn sign_in_failed(
 
 /// Check a second factor: a 6-digit TOTP code (each time step once) or a recovery code (each
 /// once).
-async fn check_second_factor(
+pub(crate) async fn check_second_factor(
     cell: &Cell,
     ws: &WorkspaceId,
     teammate: &TeammateId,

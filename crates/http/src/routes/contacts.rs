@@ -2,14 +2,14 @@
 
 use axum::http::StatusCode;
 use interlock_domain::{
-    ActivityType, ContactId, ContactPatch, ContactRole, CustomAttributes, Email, ExternalId,
-    NewContact, PersonName, Phone, Target,
+    ContactId, ContactPatch, ContactRole, CustomAttributes, Email, ExternalId, NewContact,
+    PersonName, Phone,
 };
 
 use crate::authz::{Allowed, perm};
 use crate::dto::{
-    ContactOut, ContactSearch, CreateContactRequest, Deleted, ListOf, PageParams,
-    UpdateContactRequest, cursor,
+    ContactOut, ContactSearch, CreateContactRequest, ListOf, PageParams, UpdateContactRequest,
+    cursor,
 };
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query, parse_id};
@@ -38,21 +38,23 @@ fn opt_opt<T>(
 #[utoipa::path(delete, path = "/v1/contacts/{id}", tag = "contacts",
     extensions(("x-permission" = json!("contacts.delete"))),
     params(("id" = String, Path, description = "contact id")),
-    responses((status = 200, body = Deleted), (status = 404, description = "no such contact")),
+    responses((status = 200, body = crate::routes::datarequests::ContactErased), (status = 404, description = "no such contact")),
     security(("workspace_token" = []), ("teammate_session" = [])))]
 pub async fn delete(
     auth: Allowed<perm::ContactsDelete>,
     Path(id): Path<String>,
-) -> Result<Json<Deleted>, ApiError> {
+) -> Result<Json<crate::routes::datarequests::ContactErased>, ApiError> {
     let id = parse_id(&id, ContactId::parse)?;
-    let act = auth.activity(
-        ActivityType::ContactDeleted,
-        Target::new("contact", id.as_str()),
-    );
-    auth.cell.delete_contact(&auth.workspace, &id, &act).await?;
-    Ok(Json(Deleted {
+    let e = auth
+        .cell
+        .erase_contact(&auth.workspace, &id, &auth.actor)
+        .await?;
+    Ok(Json(crate::routes::datarequests::ContactErased {
         id: id.to_string(),
+        object: "contact",
         deleted: true,
+        data_request_id: e.request.id.to_string(),
+        receipt: e.receipt,
     }))
 }
 

@@ -24,12 +24,38 @@ pub struct DeletionCounts {
 }
 
 impl DeletionCounts {
-    fn metadata(&self, act: NewActivity) -> NewActivity {
+    pub(crate) fn metadata(&self, act: NewActivity) -> NewActivity {
         act.with("conversations", self.conversations)
             .with("conversation_parts", self.parts)
             .with("events", self.events)
             .with("attachments", self.attachments)
             .with("subject_keys_destroyed", self.subject_keys)
+    }
+}
+
+/// What deleting one contact removes.
+#[derive(Debug, Clone)]
+pub(crate) struct ContactDeletion {
+    pub counts: DeletionCounts,
+    /// Blind-index entries (email, external id) on the contact row.
+    pub blind_index_entries: i64,
+    pub blobs: Vec<AttachmentId>,
+    /// Ids of the subject keys it owns.
+    pub keys: Vec<String>,
+}
+
+impl ContactDeletion {
+    pub(crate) fn ledger_record(
+        &self,
+        ws: &WorkspaceId,
+        id: &ContactId,
+    ) -> crate::ledger::ErasureRecord {
+        crate::ledger::ErasureRecord::Contact {
+            workspace_id: ws.to_string(),
+            contact_id: id.to_string(),
+            subject_key_ids: self.keys.clone(),
+            at_ms: crate::now_ms(),
+        }
     }
 }
 
@@ -65,7 +91,7 @@ impl Cell {
             .collect()
     }
 
-    async fn remove_blobs(&self, ws: &WorkspaceId, ids: &[AttachmentId]) {
+    pub(crate) async fn remove_blobs(&self, ws: &WorkspaceId, ids: &[AttachmentId]) {
         for id in ids {
             if let Err(e) = self.blobs.delete(ws, id).await {
                 // The row and the key are gone, so the file is unreadable ciphertext; a
@@ -97,8 +123,36 @@ impl Cell {
         act: &NewActivity,
         visitor_seen_before: Option<i64>,
     ) -> Result<DeletionCounts, StoreError> {
-        self.contact_row(ws, id).await?;
+        let plan = self.contact_deletion_plan(ws, id).await?;
+        let mut unit = Self::contact_deletion_stmts(ws, id, visitor_seen_before);
+        unit.push(
+            self.activity_stmt(ws, &plan.counts.metadata(act.clone()))
+                .await?,
+        );
+        self.ledger.append(&[plan.ledger_record(ws, id)])?;
+        self.writer.write(unit).await?;
+        self.after_contact_deletion(ws, &plan).await;
+        Ok(plan.counts)
+    }
+
+    /// What deleting a contact will remove: counts, attachment files, subject keys.
+    pub(crate) async fn contact_deletion_plan(
+        &self,
+        ws: &WorkspaceId,
+        id: &ContactId,
+    ) -> Result<ContactDeletion, StoreError> {
+        let row = self.contact_row(ws, id).await?;
         let cid = id.as_str();
+        let blind: i64 = sqlx::query_scalar(
+            "SELECT (CASE WHEN email_bidx IS NULL THEN 0 ELSE 1 END) + (CASE WHEN external_id_bidx IS NULL THEN 0 ELSE 1 END) FROM contacts WHERE workspace_id = $1 AND id = $2",
+        )
+        .bind(ws.as_str())
+        .bind(cid)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::Db)?
+        .unwrap_or(0);
+        drop(row);
         let counts = DeletionCounts {
             conversations: self
                 .count(
@@ -144,15 +198,30 @@ impl Cell {
             )
             .await?;
         let keys: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM subject_keys WHERE workspace_id = $1 AND owner_id = $2",
+            "SELECT id FROM subject_keys WHERE workspace_id = $1 AND owner_id = $2 ORDER BY id",
         )
         .bind(ws.as_str())
         .bind(cid)
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::Db)?;
+        Ok(ContactDeletion {
+            counts,
+            blind_index_entries: blind,
+            blobs,
+            keys,
+        })
+    }
+
+    /// The statements that delete a contact and everything it owns, keys first.
+    pub(crate) fn contact_deletion_stmts(
+        ws: &WorkspaceId,
+        id: &ContactId,
+        visitor_seen_before: Option<i64>,
+    ) -> Vec<Stmt> {
+        let cid = id.as_str();
         let two = || vec![Arg::Text(ws.to_string()), Arg::Text(cid.to_owned())];
-        let mut unit = vec![
+        vec![
             // Keys first: from here on nothing of this contact can be opened.
             Stmt::new(
                 "DELETE FROM subject_keys WHERE workspace_id = $1 AND owner_id = $2",
@@ -201,20 +270,18 @@ impl Cell {
                 ),
             }
             .expect(1),
-        ];
-        unit.push(
-            self.activity_stmt(ws, &counts.metadata(act.clone()))
-                .await?,
-        );
-        self.writer.write(unit).await?;
-        for k in keys {
-            if let Ok(k) = interlock_domain::SubjectKeyId::parse(&k) {
+        ]
+    }
+
+    /// After a contact's deletion committed: forget cached keys, remove attachment files.
+    pub(crate) async fn after_contact_deletion(&self, ws: &WorkspaceId, plan: &ContactDeletion) {
+        for k in &plan.keys {
+            if let Ok(k) = interlock_domain::SubjectKeyId::parse(k) {
                 self.subject_keys.remove(&(ws.clone(), k));
             }
         }
         self.conversations.clear();
-        self.remove_blobs(ws, &blobs).await;
-        Ok(counts)
+        self.remove_blobs(ws, &plan.blobs).await;
     }
 
     /// Delete one conversation with its messages and attachments (the contact and its key

@@ -889,6 +889,10 @@ impl Cell {
                 ],
             ), entry])
             .await?;
+        // A sign-in is workspace activity (the inactivity rule).
+        if let Err(e) = self.touch_workspace(ws).await {
+            tracing::warn!(workspace = %ws, error = %e, "could not record workspace activity");
+        }
         Ok((id, token, csrf))
     }
 
