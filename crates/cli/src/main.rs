@@ -7,6 +7,7 @@ mod audit;
 mod backup;
 mod bench;
 mod bench_activity;
+mod bench_erasure;
 mod bench_retention;
 mod config;
 mod datamap;
@@ -140,6 +141,8 @@ enum BenchCommand {
     Activity(bench_activity::ActivityArgs),
     /// The retention sweep: a no-op sweep over many contacts, and expiring visitors.
     Retention(bench_retention::RetentionArgs),
+    /// Erasing one data subject in a small and a large workspace.
+    Erasure(bench_erasure::ErasureArgs),
 }
 
 fn init_logging() {
@@ -202,6 +205,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             command: BenchCommand::Retention(args),
         } => bench_retention::run(args).await,
+        Command::Bench {
+            command: BenchCommand::Erasure(args),
+        } => bench_erasure::run(args).await,
     }
 }
 

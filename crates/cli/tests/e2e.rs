@@ -1954,3 +1954,116 @@ async fn receipt_verify_checks_deletion_receipts_offline() {
         bad.text()
     );
 }
+
+/// After an erasure on PostgreSQL: the subject's marker is in no `pg_dump` and no file, and no
+/// row of it (contact, conversation, messages, events, attachment, subject key) is left; the
+/// only traces are its pseudonymous id in the request, the receipt and the activity log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_leaves_nothing_in_pg_dump_or_files_postgres() {
+    require_postgres();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data = tmp.path().join("data");
+    let marker = new_marker();
+    let name = format!("e2e_{}", random_hex(8));
+    let region_db = format!("{name}_eu");
+    let mut databases = PgDatabases(vec![region_db.clone()]);
+    let url = format!("{}/{name}", pg_server_url());
+    let mut server = Server::start(&data, &["--regions", "eu", "--database", &url]).await;
+    let run = write_and_read_marker(&server, "eu", &marker).await;
+    let contacts = server
+        .request(Method::GET, "/v1/contacts", Some(&run.api_token), None)
+        .await
+        .json();
+    let ids: Vec<String> = contacts["data"]
+        .as_array()
+        .expect("contacts")
+        .iter()
+        .map(|c| c["id"].as_str().expect("id").to_owned())
+        .collect();
+    assert!(!ids.is_empty());
+    for id in &ids {
+        let r = server
+            .request(
+                Method::POST,
+                "/v1/data-requests",
+                Some(&run.api_token),
+                Some(&json!({"type": "erasure", "contact_id": id})),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    server.stop();
+    drop(server);
+
+    let mut cmd = Command::new("pg_dump");
+    cmd.arg("--no-password")
+        .arg("--dbname")
+        .arg(format!("{}/{region_db}", pg_server_url()))
+        .env("PGCONNECT_TIMEOUT", "10");
+    let dump = run_with_timeout(&mut cmd, Duration::from_secs(120), "pg_dump");
+    assert!(dump.ok(), "pg_dump failed: {}", dump.text());
+    assert!(
+        contains(&dump.stdout, run.workspace_id.as_bytes()),
+        "sanity: the dump names the workspace"
+    );
+    for needle in marker_needles(&marker) {
+        assert!(
+            !contains(&dump.stdout, &needle),
+            "the marker is in the pg_dump after erasure"
+        );
+    }
+    for id in &ids {
+        for (table, column) in [
+            ("contacts", "id"),
+            ("conversations", "contact_id"),
+            ("events", "contact_id"),
+            ("subject_keys", "owner_id"),
+        ] {
+            let n = psql_in(
+                &region_db,
+                &format!("SELECT COUNT(*) FROM {table} WHERE {column} = '{id}'"),
+            );
+            assert_eq!(n, "0", "{table} still holds rows of {id}");
+        }
+    }
+    for table in ["conversation_parts", "attachments"] {
+        assert_eq!(
+            psql_in(&region_db, &format!("SELECT COUNT(*) FROM {table}")),
+            "0",
+            "{table}"
+        );
+    }
+    for path in files_under(&data) {
+        let bytes = fs::read(&path).expect("read a data file");
+        for needle in marker_needles(&marker) {
+            assert!(
+                !contains(&bytes, &needle),
+                "the marker is in {}",
+                path.display()
+            );
+        }
+    }
+    for r in databases.drop_all() {
+        assert!(r.ok(), "{}", r.text());
+    }
+}
+
+/// One value from a query in one database.
+fn psql_in(db: &str, sql: &str) -> String {
+    let mut cmd = Command::new("psql");
+    cmd.arg("--no-password")
+        .arg("-tA")
+        .arg("--dbname")
+        .arg(format!("{}/{db}", pg_server_url()))
+        .arg("-c")
+        .arg(sql)
+        .env("PGCONNECT_TIMEOUT", "10");
+    let r = run_with_timeout(&mut cmd, Duration::from_secs(60), "psql");
+    assert!(r.ok(), "psql failed: {}", r.text());
+    String::from_utf8_lossy(&r.stdout).trim().to_owned()
+}

@@ -1381,6 +1381,43 @@ impl Cell {
         Ok(written as f64 / started.elapsed().as_secs_f64())
     }
 
+    /// Benchmark set-up: `n` part rows in one conversation, written straight into the store
+    /// (opaque bodies, 5,000 per transaction). For measuring deletions, not reads.
+    pub async fn bench_insert_parts(
+        &self,
+        ws: &WorkspaceId,
+        conversation: &ConversationId,
+        n: usize,
+        body: &[u8],
+    ) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(StoreError::Db)?;
+        let mut left = n;
+        while left > 0 {
+            let take = left.min(5000);
+            let mut tx = sqlx::Connection::begin(&mut *conn)
+                .await
+                .map_err(StoreError::Db)?;
+            let rows: Vec<Vec<Arg>> = (0..take)
+                .map(|_| {
+                    vec![
+                        Arg::Text(ws.to_string()),
+                        Arg::Text(PartId::new().to_string()),
+                        Arg::Text(conversation.to_string()),
+                        Arg::Text("teammate".into()),
+                        Arg::Text("tm_0190a0c1a2b34c5d8e9f001122334455".into()),
+                        Arg::Bytes(body.to_vec()),
+                        Arg::Int(now_ms()),
+                    ]
+                })
+                .collect();
+            let refs: Vec<&[Arg]> = rows.iter().map(Vec::as_slice).collect();
+            db::insert_rows(&mut tx, PART_ROW, &refs).await?;
+            tx.commit().await.map_err(StoreError::Db)?;
+            left -= take;
+        }
+        Ok(())
+    }
+
     /// Forget cached keys and lookups (used after out-of-band changes, e.g. in tests).
     pub fn clear_caches(&self) {
         self.tokens.clear();
