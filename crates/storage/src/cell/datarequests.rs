@@ -452,8 +452,14 @@ impl Cell {
             repeated: false,
         };
         if !pending.is_empty() {
-            self.finish_purge(ws, &request_id, &pending).await?;
-            erasure.request.status = "completed".to_owned();
+            // The erasure is committed (keys destroyed, rows gone); a file that cannot be
+            // removed now is unreadable ciphertext, and the sweep retries (`resume_erasures`).
+            match self.finish_purge(ws, &request_id, &pending).await {
+                Ok(()) => erasure.request.status = "completed".to_owned(),
+                Err(e) => {
+                    tracing::warn!(workspace = %ws, error = %e, "erasure files not removed yet; the sweep retries");
+                }
+            }
         }
         Ok(erasure)
     }
@@ -485,7 +491,7 @@ impl Cell {
     }
 
     /// Finish erasures interrupted after their commit (files not yet removed). Returns how
-    /// many were finished.
+    /// many were finished; one that still fails is left `purging` for the next sweep.
     pub async fn resume_erasures(&self) -> Result<usize, StoreError> {
         let rows = sqlx::query(
             "SELECT workspace_id, id, pending_blobs FROM data_requests WHERE status = 'purging' ORDER BY created_at LIMIT 1000",
@@ -504,8 +510,13 @@ impl Cell {
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
                 .collect();
-            self.finish_purge(&ws, &id, &pending).await?;
-            done += 1;
+            // One stuck file must not hold up the others: log it, the next sweep retries.
+            match self.finish_purge(&ws, &id, &pending).await {
+                Ok(()) => done += 1,
+                Err(e) => {
+                    tracing::warn!(workspace = %ws, error = %e, "erasure files not removed yet")
+                }
+            }
         }
         Ok(done)
     }
