@@ -12,4 +12,4 @@ cd "$(dirname "$0")/.."
 cargo build --release -q -p interlock
 bin="${CARGO_TARGET_DIR:-target}/release/interlock"
 "$bin" bench retention --contacts "${CONTACTS:-1000000}" --expire "${EXPIRE:-100000}" \
-  --expire-content "${EXPIRE_CONTENT:-20000}" --baseline "${BASELINE:-2000}" "$@"
+  --expire-content "${EXPIRE_CONTENT:-20000}" --baseline "${BASELINE:-200}" "$@"

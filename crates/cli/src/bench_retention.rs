@@ -29,10 +29,11 @@ pub struct RetentionArgs {
     #[arg(long, default_value_t = 20_000)]
     pub expire_content: usize,
     /// Visitors deleted one by one first (the per-visitor baseline).
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = 200)]
     pub baseline: usize,
-    /// Candidates the sweep reads at a time (`[retention] batch`).
-    #[arg(long, default_value_t = 500)]
+    /// Candidates the sweep reads at a time (`[retention] batch`; visitors expire in
+    /// transactions of at most this many, up to 1,000).
+    #[arg(long, default_value_t = 1000)]
     pub batch: i64,
     /// Print one JSON object.
     #[arg(long)]
@@ -53,6 +54,7 @@ pub async fn run(args: RetentionArgs) -> Result<()> {
         .await?;
     cell.bench_insert_contacts(&ws.id, args.contacts - half, "visitor", now, false)
         .await?;
+    cell.bench_settle().await?;
 
     // No-op sweep, median of 5, against a counting scan of the same contacts.
     let mut noop = Vec::new();
@@ -74,6 +76,7 @@ pub async fn run(args: RetentionArgs) -> Result<()> {
     let ids = cell
         .bench_insert_contacts(&ws.id, args.baseline, "visitor", now - 300 * DAY_MS, false)
         .await?;
+    cell.bench_settle().await?;
     let act = NewActivity::new(
         ActivityType::ContactDeleted,
         &Actor::system(),
@@ -86,9 +89,11 @@ pub async fn run(args: RetentionArgs) -> Result<()> {
     let baseline_per_s = ids.len() as f64 / t.elapsed().as_secs_f64();
 
     // Expiry: contacts and their keys.
-    let expire_per_s = expire(&cell, &ws.id, now, args.expire, false, args.batch).await?;
+    let (expire_per_s, expire_cpu_us) =
+        expire(&cell, &ws.id, now, args.expire, false, args.batch).await?;
     // Expiry: visitors that own a conversation, a message and an event.
-    let content_per_s = expire(&cell, &ws.id, now, args.expire_content, true, args.batch).await?;
+    let (content_per_s, content_cpu_us) =
+        expire(&cell, &ws.id, now, args.expire_content, true, args.batch).await?;
     for c in cells.values() {
         c.close().await;
     }
@@ -99,9 +104,11 @@ pub async fn run(args: RetentionArgs) -> Result<()> {
         "noop_vs_scan": noop_ms / scan_ms,
         "expired": args.expire,
         "expire_per_s": expire_per_s,
+        "expire_cpu_us_per_visitor": expire_cpu_us,
         "baseline_one_by_one_per_s": baseline_per_s,
         "expired_with_content": args.expire_content,
         "expire_with_content_per_s": content_per_s,
+        "expire_with_content_cpu_us_per_visitor": content_cpu_us,
         "batch": args.batch,
     });
     if args.json {
@@ -112,20 +119,37 @@ pub async fn run(args: RetentionArgs) -> Result<()> {
             args.contacts,
             noop_ms / scan_ms
         );
+        let cpu =
+            |us: Option<f64>| us.map_or_else(String::new, |us| format!(", {us:.0} µs CPU each"));
         println!(
-            "expired {} visitors: {expire_per_s:.0} visitors/s (one by one: {baseline_per_s:.0}/s, ×{:.1})",
+            "expired {} visitors: {expire_per_s:.0} visitors/s{} (one by one: {baseline_per_s:.0}/s, ×{:.1})",
             args.expire,
+            cpu(expire_cpu_us),
             expire_per_s / baseline_per_s
         );
         println!(
-            "expired {} visitors with a conversation, a message and an event each: {content_per_s:.0} visitors/s",
-            args.expire_content
+            "expired {} visitors with a conversation, a message and an event each: {content_per_s:.0} visitors/s{}",
+            args.expire_content,
+            cpu(content_cpu_us)
         );
     }
     Ok(())
 }
 
-/// Add `n` visitors last seen 300 days ago and time the sweep that deletes them (visitors/s).
+/// This process's CPU time (user + system) so far, from `/proc/self/stat` (Linux; clock ticks
+/// of 10 ms), to tell the sweep's own cost from a busy machine's waiting.
+fn cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// Add `n` visitors last seen 300 days ago and time the sweep that deletes them: visitors/s,
+/// and CPU microseconds per visitor (all threads).
 async fn expire(
     cell: &interlock_storage::Cell,
     ws: &interlock_domain::WorkspaceId,
@@ -133,15 +157,18 @@ async fn expire(
     n: usize,
     content: bool,
     batch: i64,
-) -> Result<f64> {
+) -> Result<(f64, Option<f64>)> {
     if n == 0 {
-        return Ok(0.0);
+        return Ok((0.0, None));
     }
     cell.bench_insert_contacts(ws, n, "visitor", now - 300 * DAY_MS, content)
         .await?;
+    cell.bench_settle().await?;
+    let cpu = cpu_secs();
     let t = Instant::now();
     let r = cell.retention_sweep(now, batch, None).await?;
     let secs = t.elapsed().as_secs_f64();
+    let cpu_us = cpu.zip(cpu_secs()).map(|(a, b)| (b - a) * 1e6 / n as f64);
     let expired = r
         .workspaces
         .values()
@@ -151,5 +178,5 @@ async fn expire(
         expired == n as i64,
         "the sweep expired {expired} visitors, not {n}"
     );
-    Ok(expired as f64 / secs)
+    Ok((expired as f64 / secs, cpu_us))
 }

@@ -91,7 +91,7 @@ pub struct FileConfig {
     /// `[[activity.sinks]]` (SIEM) and `[[activity.checkpoint_sinks]]`.
     #[serde(default)]
     pub activity: interlock_http::activity_tasks::ActivitySettings,
-    /// The retention sweeper: `[retention] sweep_every_s = 3600`, `batch = 500`.
+    /// The retention sweeper: `[retention] sweep_every_s = 3600`, `batch = 1000`.
     #[serde(default)]
     pub retention: interlock_http::activity_tasks::RetentionSettings,
     /// Outbound deliveries (webhooks, erasure notices): `[outbound] poll_interval_ms`,

@@ -40,12 +40,35 @@ struct WorkspaceOut {
     deletions: std::collections::BTreeMap<&'static str, i64>,
 }
 
+/// What the workspace lifecycle sweep did (a real run only; a dry run's `workspaces` already
+/// name the workspaces the 13-month rule would delete).
+#[derive(Debug, Default, Serialize)]
+struct Lifecycle {
+    inactivity_notices: Vec<String>,
+    workspaces_deleted: Vec<String>,
+    workspaces_purged: Vec<String>,
+    erasures_resumed: usize,
+    archives_expired: usize,
+}
+
+impl Lifecycle {
+    fn merge(&mut self, r: interlock_storage::LifecycleReport) {
+        self.inactivity_notices.extend(r.inactivity_notices);
+        self.workspaces_deleted.extend(r.workspaces_deleted);
+        self.workspaces_purged.extend(r.workspaces_purged);
+        self.erasures_resumed += r.erasures_resumed;
+        self.archives_expired += r.archives_expired;
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct Out {
     as_of: String,
     dry_run: bool,
     workspaces: Vec<WorkspaceOut>,
     total: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lifecycle: Option<Lifecycle>,
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -86,7 +109,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
         dry_run: args.dry_run,
         workspaces: Vec::new(),
         total: 0,
+        lifecycle: None,
     };
+    let mut lifecycle = Lifecycle::default();
     for region in regions {
         let store = StoreArgs {
             data_dir: args.data_dir.clone(),
@@ -108,7 +133,19 @@ pub async fn run(args: RunArgs) -> Result<()> {
             let bar = indicatif::ProgressBar::new_spinner();
             bar.set_message(format!("region {region}: sweeping"));
             bar.enable_steady_tick(std::time::Duration::from_millis(200));
-            let r = cell.retention_sweep(as_of_ms, 500, None).await;
+            // One visitor-expiry transaction per `VISITOR_BATCH_MAX` candidates.
+            let batch = interlock_storage::VISITOR_BATCH_MAX as i64;
+            // What the server's sweeper runs too: the 13-month rule (notices, deletions),
+            // purges of deleted workspaces, erasures a stop interrupted, expired archives.
+            let life = cell.lifecycle_sweep(as_of_ms, batch).await;
+            let r = match life {
+                Ok(life) => {
+                    bar.set_message(format!("region {region}: expiring"));
+                    lifecycle.merge(life);
+                    cell.retention_sweep(as_of_ms, batch, None).await
+                }
+                Err(e) => Err(e),
+            };
             bar.finish_and_clear();
             r?
         };
@@ -117,6 +154,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
         for (id, deletions) in report.workspaces {
             out.workspaces.push(WorkspaceOut { id, deletions });
         }
+    }
+    if !args.dry_run {
+        out.lifecycle = Some(lifecycle);
     }
     if args.json {
         println!("{}", serde_json::to_string(&out)?);
@@ -135,6 +175,26 @@ pub async fn run(args: RunArgs) -> Result<()> {
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
         println!("  {}: {}", w.id, parts.join(", "));
+    }
+    if let Some(l) = &out.lifecycle {
+        for (what, ids) in [
+            ("inactivity notice sent", &l.inactivity_notices),
+            ("workspace deleted for inactivity", &l.workspaces_deleted),
+            ("deleted workspace purged", &l.workspaces_purged),
+        ] {
+            for id in ids {
+                println!("  {id}: {what}");
+            }
+        }
+        if l.erasures_resumed > 0 {
+            println!(
+                "  erasures finished after an interruption: {}",
+                l.erasures_resumed
+            );
+        }
+        if l.archives_expired > 0 {
+            println!("  access archives expired: {}", l.archives_expired);
+        }
     }
     Ok(())
 }

@@ -1862,6 +1862,72 @@ async fn retention_dry_run_plans_by_date() {
     let now: Value = serde_json::from_slice(&now.stdout).expect("json");
     assert_eq!(now["total"], 0, "{now}");
     assert_eq!(plan(275)["workspaces"][0]["deletions"]["contacts"], 1);
+
+    // 13 months idle (a sweep on schedule sends the notice 90 days before): the plan names the
+    // whole workspace, identified users and all.
+    let gone = plan(400);
+    assert_eq!(gone["workspaces"][0]["id"], ws.as_str(), "{gone}");
+    assert_eq!(
+        gone["workspaces"][0]["deletions"]["workspaces"], 1,
+        "{gone}"
+    );
+    assert_eq!(gone["workspaces"][0]["deletions"]["contacts"], 2, "{gone}");
+    assert_eq!(
+        plan(380)["workspaces"][0]["deletions"].get("workspaces"),
+        None
+    );
+
+    // A real run is the whole sweep, the 13-month rule included: idle 13 months with no
+    // notice yet, it sends the notice and deletes nothing; 90 days after the notice, it
+    // deletes the workspace and purges it.
+    let db = data.join("regions").join("au").join("interlock.db");
+    let set = |sql: &'static str, ago_days: i64| {
+        let db = db.clone();
+        async move {
+            use sqlx::Connection;
+            sqlx::any::install_default_drivers();
+            let mut conn = sqlx::AnyConnection::connect(&format!("sqlite://{}", db.display()))
+                .await
+                .expect("open the store");
+            let at = (time::OffsetDateTime::now_utc().unix_timestamp() - ago_days * day) * 1000;
+            sqlx::query(sql)
+                .bind(at)
+                .execute(&mut conn)
+                .await
+                .expect("move time");
+            conn.close().await.expect("close");
+        }
+    };
+    set("UPDATE workspaces SET last_active_at = $1", 400).await;
+    let run = |what: &str| {
+        let r = interlock(&["retention", "run", "--data-dir", &dir, "--json"]);
+        assert!(r.ok(), "{what}: {}", r.text());
+        serde_json::from_slice::<Value>(&r.stdout).expect("json")
+    };
+    let first = run("notice");
+    assert_eq!(
+        first["lifecycle"]["inactivity_notices"],
+        json!([ws]),
+        "{first}"
+    );
+    assert_eq!(
+        first["lifecycle"]["workspaces_deleted"],
+        json!([]),
+        "{first}"
+    );
+    set("UPDATE workspaces SET inactivity_notice_at = $1", 91).await;
+    let second = run("deletion");
+    assert_eq!(
+        second["lifecycle"]["workspaces_deleted"],
+        json!([ws]),
+        "{second}"
+    );
+    assert_eq!(
+        second["lifecycle"]["workspaces_purged"],
+        json!([ws]),
+        "{second}"
+    );
+    assert_eq!(plan(400)["total"], 0, "nothing is left to plan for");
 }
 
 /// `interlock receipt verify`: an erasure's receipt from `DELETE /v1/contacts/{id}` verifies

@@ -37,7 +37,7 @@ pub struct ActivitySettings {
 pub struct RetentionSettings {
     /// Sweep every this many seconds (default 3600).
     pub sweep_every_s: u64,
-    /// Candidates read per batch (default 500).
+    /// Candidates read per batch (default 1000, one visitor-expiry transaction).
     pub batch: i64,
 }
 
@@ -45,7 +45,7 @@ impl Default for RetentionSettings {
     fn default() -> Self {
         Self {
             sweep_every_s: 3600,
-            batch: 500,
+            batch: 1000,
         }
     }
 }

@@ -21,9 +21,10 @@ pub mod schema;
 
 pub use cell::{
     ActivityFilter, ActivityHead, ApiTokenInfo, Cell, CellConfig, ChainFailure, ChainReport,
-    CustomRole, CutReport, DeletionCounts, LoginRecord, MessengerSecret, MessengerSession,
-    REMOVED_TEAMMATE_MAX_AGE_MS, RawActivity, RetentionReport, SessionInfo, SessionPrincipal,
-    SessionScope, StoredActivity, Teammate, TokenPrincipal, TokenScope, VISITOR_MAX_AGE_MS,
+    CustomRole, CutReport, DeletionCounts, LifecycleReport, LoginRecord, MessengerSecret,
+    MessengerSession, REMOVED_TEAMMATE_MAX_AGE_MS, RawActivity, RetentionReport, SessionInfo,
+    SessionPrincipal, SessionScope, StoredActivity, Teammate, TokenPrincipal, TokenScope,
+    VISITOR_MAX_AGE_MS,
 };
 pub use cell::{EXPIRED_TOKEN_KEEP_MS, THROTTLE_QUIET_MS, VISITOR_BATCH_MAX, VisitorBatch};
 pub use db::{Backend, Writer, WriterStats};

@@ -496,6 +496,35 @@ async fn visitor_batches_keep_a_visitor_seen_meanwhile(backend: Backend, dir: &s
     .into_iter()
     .collect();
     assert_eq!(batch.counts, want);
+    // The keys destroyed, each with its owner (what an erasure record names).
+    let owners: BTreeSet<&ContactId> = batch.subject_keys.iter().map(|(c, _)| c).collect();
+    assert_eq!(owners, deleted);
+    assert_eq!(batch.subject_keys.len(), 3);
+    // The erasure ledger names each of them with its keys (so a restore forgets them too).
+    let ledger = interlock_storage::ErasureLedger::open(&dir.join("keys"), Region::Eu)
+        .unwrap()
+        .read_all()
+        .unwrap();
+    let mut named = BTreeSet::new();
+    for r in &ledger {
+        if let interlock_storage::ErasureRecord::Contact {
+            contact_id,
+            subject_key_ids,
+            ..
+        } = r
+        {
+            let keys: Vec<String> = batch
+                .subject_keys
+                .iter()
+                .filter(|(c, _)| c.as_str() == contact_id)
+                .map(|(_, k)| k.to_string())
+                .collect();
+            assert_eq!(subject_key_ids, &keys, "{contact_id}");
+            named.insert(contact_id.clone());
+        }
+    }
+    let want_named: BTreeSet<String> = visitors[..3].iter().map(ToString::to_string).collect();
+    assert_eq!(named, want_named);
     // Gone, everything of theirs.
     for v in &visitors[..3] {
         assert!(matches!(

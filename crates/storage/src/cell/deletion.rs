@@ -260,8 +260,11 @@ impl Cell {
                     "DELETE FROM contacts WHERE workspace_id = $1 AND id = $2",
                     two(),
                 ),
+                // The guard is written so that no index can serve it (`role || ''`,
+                // `last_seen_at + 0`): the row is found by its primary key, never by scanning
+                // `contacts_last_seen` for every visitor seen before the horizon.
                 Some(before) => Stmt::new(
-                    "DELETE FROM contacts WHERE workspace_id = $1 AND id = $2 AND role = 'visitor' AND last_seen_at < $3",
+                    "DELETE FROM contacts WHERE workspace_id = $1 AND id = $2 AND role || '' = 'visitor' AND last_seen_at + 0 < $3",
                     vec![
                         Arg::Text(ws.to_string()),
                         Arg::Text(cid.to_owned()),

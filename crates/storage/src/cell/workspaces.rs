@@ -14,6 +14,8 @@
 //!   before (an activity entry and a `workspace.deletion_scheduled` webhook). Any use clears
 //!   the notice. Both steps re-check their condition inside their transaction.
 
+use std::collections::BTreeMap;
+
 use interlock_crypto::SignedDocument;
 use interlock_domain::{ActivityType, Actor, NewActivity, ReceiptId, Target, WorkspaceId};
 use serde_json::{Map, Value, json};
@@ -83,174 +85,206 @@ impl LifecycleReport {
     }
 }
 
-/// One purge statement pair: "is anything left?" and "delete the next batch" (`$1` workspace,
-/// `$2` batch size). Children before parents, so foreign keys hold at every commit.
-const PURGE: &[(&str, &str, &str)] = &[
+/// One purge entry per table: "is anything left?", "how many rows?" (for the dry run) and
+/// "delete the next batch" (`$1` workspace, `$2` batch size). Children before parents, so foreign keys hold at every commit.
+const PURGE: &[(&str, &str, &str, &str)] = &[
     (
         "subject_disclosures",
         "SELECT 1 FROM subject_disclosures WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM subject_disclosures WHERE workspace_id = $1",
         "DELETE FROM subject_disclosures WHERE workspace_id = $1 AND contact_id IN (SELECT contact_id FROM subject_disclosures WHERE workspace_id = $1 LIMIT $2)",
     ),
     (
         "outbox",
         "SELECT 1 FROM outbox WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM outbox WHERE workspace_id = $1",
         "DELETE FROM outbox WHERE workspace_id = $1 AND id IN (SELECT id FROM outbox WHERE workspace_id = $1 LIMIT $2)",
     ),
     (
         "webhooks",
         "SELECT 1 FROM webhooks WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM webhooks WHERE workspace_id = $1",
         "DELETE FROM webhooks WHERE workspace_id = $1 AND id IN (SELECT id FROM webhooks WHERE workspace_id = $1 LIMIT $2)",
     ),
     (
         "messenger_session_conversations",
         "SELECT 1 FROM messenger_session_conversations WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM messenger_session_conversations WHERE workspace_id = $1",
         "DELETE FROM messenger_session_conversations WHERE workspace_id = $1 AND token_hash IN (SELECT token_hash FROM messenger_session_conversations WHERE workspace_id = $1 LIMIT $2)",
     ),
     (
         "messenger_sessions",
         "SELECT 1 FROM messenger_sessions WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM messenger_sessions WHERE workspace_id = $1",
         "DELETE FROM messenger_sessions WHERE workspace_id = $1 AND token_hash IN (SELECT token_hash FROM messenger_sessions WHERE workspace_id = $1 LIMIT $2)",
     ),
     (
         "visitor_tokens",
         "SELECT 1 FROM visitor_tokens WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM visitor_tokens WHERE workspace_id = $1",
         "DELETE FROM visitor_tokens WHERE workspace_id = $1 AND token_hash IN (SELECT token_hash FROM visitor_tokens WHERE workspace_id = $1 LIMIT $2)",
     ),
     (
         "attachments",
         "SELECT 1 FROM attachments WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM attachments WHERE workspace_id = $1",
         "DELETE FROM attachments WHERE workspace_id = $1 AND id IN (SELECT id FROM attachments WHERE workspace_id = $1 LIMIT $2)",
     ),
     (
         "conversation_parts",
         "SELECT 1 FROM conversation_parts WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM conversation_parts WHERE workspace_id = $1",
         "DELETE FROM conversation_parts WHERE workspace_id = $1 AND id IN (SELECT id FROM conversation_parts WHERE workspace_id = $1 LIMIT $2)",
     ),
     (
         "conversations",
         "SELECT 1 FROM conversations WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM conversations WHERE workspace_id = $1",
         "DELETE FROM conversations WHERE workspace_id = $1 AND id IN (SELECT id FROM conversations WHERE workspace_id = $1 LIMIT $2)",
     ),
     (
         "events",
         "SELECT 1 FROM events WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM events WHERE workspace_id = $1",
         "DELETE FROM events WHERE workspace_id = $1 AND id IN (SELECT id FROM events WHERE workspace_id = $1 LIMIT $2)",
     ),
     (
         "data_requests",
         "SELECT 1 FROM data_requests WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM data_requests WHERE workspace_id = $1",
         "DELETE FROM data_requests WHERE workspace_id = $1 AND id IN (SELECT id FROM data_requests WHERE workspace_id = $1 LIMIT $2)",
     ),
     (
         "contacts",
         "SELECT 1 FROM contacts WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM contacts WHERE workspace_id = $1",
         "DELETE FROM contacts WHERE workspace_id = $1 AND id IN (SELECT id FROM contacts WHERE workspace_id = $1 LIMIT $2)",
     ),
     (
         "subject_keys",
         "SELECT 1 FROM subject_keys WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM subject_keys WHERE workspace_id = $1",
         "DELETE FROM subject_keys WHERE workspace_id = $1 AND id IN (SELECT id FROM subject_keys WHERE workspace_id = $1 LIMIT $2)",
     ),
     (
         "recovery_codes",
         "SELECT 1 FROM recovery_codes WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM recovery_codes WHERE workspace_id = $1",
         "DELETE FROM recovery_codes WHERE workspace_id = $1 AND teammate_id IN (SELECT teammate_id FROM recovery_codes WHERE workspace_id = $1 LIMIT $2)",
     ),
     (
         "invitations",
         "SELECT 1 FROM invitations WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM invitations WHERE workspace_id = $1",
         "DELETE FROM invitations WHERE workspace_id = $1 AND token_hash IN (SELECT token_hash FROM invitations WHERE workspace_id = $1 LIMIT $2)",
     ),
     (
         "teammate_sessions",
         "SELECT 1 FROM teammate_sessions WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM teammate_sessions WHERE workspace_id = $1",
         "DELETE FROM teammate_sessions WHERE workspace_id = $1 AND token_hash IN (SELECT token_hash FROM teammate_sessions WHERE workspace_id = $1 LIMIT $2)",
     ),
     (
         "teammate_passkeys",
         "SELECT 1 FROM teammate_passkeys WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM teammate_passkeys WHERE workspace_id = $1",
         "DELETE FROM teammate_passkeys WHERE workspace_id = $1 AND id IN (SELECT id FROM teammate_passkeys WHERE workspace_id = $1 LIMIT $2)",
     ),
     (
         "webauthn_ceremonies",
         "SELECT 1 FROM webauthn_ceremonies WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM webauthn_ceremonies WHERE workspace_id = $1",
         "DELETE FROM webauthn_ceremonies WHERE workspace_id = $1 AND token_hash IN (SELECT token_hash FROM webauthn_ceremonies WHERE workspace_id = $1 LIMIT $2)",
     ),
     (
         "teammates",
         "SELECT 1 FROM teammates WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM teammates WHERE workspace_id = $1",
         "DELETE FROM teammates WHERE workspace_id = $1 AND id IN (SELECT id FROM teammates WHERE workspace_id = $1 LIMIT $2)",
     ),
     (
         "roles",
         "SELECT 1 FROM roles WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM roles WHERE workspace_id = $1",
         "DELETE FROM roles WHERE workspace_id = $1 AND id IN (SELECT id FROM roles WHERE workspace_id = $1 LIMIT $2)",
     ),
     (
         "api_tokens",
         "SELECT 1 FROM api_tokens WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM api_tokens WHERE workspace_id = $1",
         "DELETE FROM api_tokens WHERE workspace_id = $1 AND token_hash IN (SELECT token_hash FROM api_tokens WHERE workspace_id = $1 LIMIT $2)",
     ),
     (
         "messenger_secrets",
         "SELECT 1 FROM messenger_secrets WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM messenger_secrets WHERE workspace_id = $1",
         "DELETE FROM messenger_secrets WHERE workspace_id = $1 AND id IN (SELECT id FROM messenger_secrets WHERE workspace_id = $1 LIMIT $2)",
     ),
     (
         "messenger_settings",
         "SELECT 1 FROM messenger_settings WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM messenger_settings WHERE workspace_id = $1",
         "DELETE FROM messenger_settings WHERE workspace_id = $1 AND $2 > 0",
     ),
     (
         "workspace_security",
         "SELECT 1 FROM workspace_security WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM workspace_security WHERE workspace_id = $1",
         "DELETE FROM workspace_security WHERE workspace_id = $1 AND $2 > 0",
     ),
     (
         "workspace_retention",
         "SELECT 1 FROM workspace_retention WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM workspace_retention WHERE workspace_id = $1",
         "DELETE FROM workspace_retention WHERE workspace_id = $1 AND $2 > 0",
     ),
     (
         "login_throttle",
         "SELECT 1 FROM login_throttle WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM login_throttle WHERE workspace_id = $1",
         "DELETE FROM login_throttle WHERE workspace_id = $1 AND subject IN (SELECT subject FROM login_throttle WHERE workspace_id = $1 LIMIT $2)",
     ),
     (
         "activity_log",
         "SELECT 1 FROM activity_log WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM activity_log WHERE workspace_id = $1",
         "DELETE FROM activity_log WHERE workspace_id = $1 AND seq IN (SELECT seq FROM activity_log WHERE workspace_id = $1 LIMIT $2)",
     ),
     (
         "activity_checkpoints",
         "SELECT 1 FROM activity_checkpoints WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM activity_checkpoints WHERE workspace_id = $1",
         "DELETE FROM activity_checkpoints WHERE workspace_id = $1 AND tree_size IN (SELECT tree_size FROM activity_checkpoints WHERE workspace_id = $1 LIMIT $2)",
     ),
     (
         "activity_heads",
         "SELECT 1 FROM activity_heads WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM activity_heads WHERE workspace_id = $1",
         "DELETE FROM activity_heads WHERE workspace_id = $1 AND $2 > 0",
     ),
     (
         "activity_sink_cursors",
         "SELECT 1 FROM activity_sink_cursors WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM activity_sink_cursors WHERE workspace_id = $1",
         "DELETE FROM activity_sink_cursors WHERE workspace_id = $1 AND $2 > 0",
     ),
     (
         "deletion_receipts",
         "SELECT 1 FROM deletion_receipts WHERE workspace_id = $1 AND kind <> 'workspace' LIMIT 1",
+        "SELECT COUNT(*) FROM deletion_receipts WHERE workspace_id = $1 AND kind <> 'workspace'",
         "DELETE FROM deletion_receipts WHERE workspace_id = $1 AND kind <> 'workspace' AND id IN (SELECT id FROM deletion_receipts WHERE workspace_id = $1 AND kind <> 'workspace' LIMIT $2)",
     ),
     (
         "workspace_keys",
         "SELECT 1 FROM workspace_keys WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM workspace_keys WHERE workspace_id = $1",
         "DELETE FROM workspace_keys WHERE workspace_id = $1 AND $2 > 0",
     ),
 ];
 
 /// The tables the purge empties (children first), for tests that check it misses none.
 pub fn purged_tables() -> impl Iterator<Item = &'static str> {
-    PURGE.iter().map(|(t, _, _)| *t)
+    PURGE.iter().map(|(t, _, _, _)| *t)
 }
 
 fn obj(v: Value) -> Map<String, Value> {
@@ -528,7 +562,7 @@ impl Cell {
     }
 
     async fn purge_workspace(&self, ws: &WorkspaceId, batch: i64) -> Result<(), StoreError> {
-        for (_, exists, delete) in PURGE {
+        for (_, exists, _, delete) in PURGE {
             self.purge_table(ws, exists, delete, batch).await?;
         }
         self.blobs.delete_workspace(ws).await?;
@@ -567,8 +601,55 @@ impl Cell {
         }
     }
 
+    /// What the inactivity rule would delete at `as_of_ms`, per workspace and data element
+    /// (`workspaces` 1 plus a count of every row the purge removes), for the dry run. A
+    /// workspace goes when it has been idle 13 months by then and its notice is (or, sent by a
+    /// sweep running on schedule from now on, will be) at least 90 days old by then; a
+    /// workspace already deleted is left out (its purge is under way).
+    pub async fn workspace_deletion_plan(
+        &self,
+        as_of_ms: i64,
+    ) -> Result<Vec<(WorkspaceId, BTreeMap<&'static str, i64>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, last_active_at, inactivity_notice_at FROM workspaces WHERE deleted_at IS NULL AND last_active_at < $1 ORDER BY id",
+        )
+        .bind(as_of_ms - WORKSPACE_MAX_IDLE_MS)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Db)?;
+        let now = crate::now_ms();
+        let mut out = Vec::new();
+        for row in &rows {
+            let ws = parse_id(WorkspaceId::parse(&col::<String>(row, "id")?))?;
+            if ws.region() != self.region {
+                continue;
+            }
+            let last: i64 = col(row, "last_active_at")?;
+            let notice: Option<i64> = col(row, "inactivity_notice_at")?;
+            // Not yet noticed: the next sweep (now, or when the notice falls due) sends it.
+            let notice = notice
+                .unwrap_or_else(|| now.max(last + WORKSPACE_MAX_IDLE_MS - INACTIVITY_NOTICE_MS));
+            if notice > as_of_ms - INACTIVITY_NOTICE_MS {
+                continue;
+            }
+            let mut counts = BTreeMap::from([("workspaces", 1_i64)]);
+            for (table, _, count, _) in PURGE {
+                let n: i64 = sqlx::query_scalar(*count)
+                    .bind(ws.as_str())
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(StoreError::Db)?;
+                if n > 0 {
+                    counts.insert(*table, n);
+                }
+            }
+            out.push((ws, counts));
+        }
+        Ok(out)
+    }
+
     /// Workspaces the inactivity rule deletes at `as_of_ms` (idle 13 months, noticed 90 days
-    /// before), for the dry run.
+    /// before).
     pub(crate) async fn inactive_workspaces(
         &self,
         as_of_ms: i64,
