@@ -99,6 +99,10 @@ pub struct FileConfig {
     /// `concurrency`, `allow_insecure_http` (default false), `ca_file`.
     #[serde(default)]
     pub outbound: interlock_http::outbox::OutboundSettings,
+    /// Operator staff access: `[staff] max_grant_s = 14400`, `review_every_days = 91`,
+    /// `review_window_days = 14`.
+    #[serde(default)]
+    pub staff: interlock_http::staff_settings::StaffSettings,
 }
 
 /// `[messenger]`: every field optional; defaults in [`interlock_http::MessengerLimits`].
@@ -263,6 +267,8 @@ pub fn settings(args: &ServeArgs, file: &FileConfig) -> Result<(Settings, Socket
     s.activity = file.activity.clone();
     file.retention.validate().map_err(|e| anyhow::anyhow!(e))?;
     s.retention = file.retention.clone();
+    file.staff.validate().map_err(|e| anyhow::anyhow!(e))?;
+    s.staff = file.staff;
     file.outbound.validate().map_err(|e| anyhow::anyhow!(e))?;
     s.outbound = file.outbound.clone();
     s.tls = match (&file.tls_cert, &file.tls_key) {

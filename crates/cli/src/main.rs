@@ -3,16 +3,20 @@
 //! Configuration is layered: defaults, then a TOML file (`--config`), then `INTERLOCK_*`
 //! environment variables, then flags. It is checked before anything listens.
 
+mod access_review;
 mod audit;
 mod backup;
 mod bench;
 mod bench_activity;
 mod bench_erasure;
 mod bench_retention;
+mod bench_staff;
 mod config;
 mod datamap;
 mod receipt;
 mod retention;
+mod staff;
+mod staff_device;
 mod version;
 
 use std::path::PathBuf;
@@ -80,6 +84,32 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Access reviews of standing access: start a campaign, report completion and drift, run
+    /// the deadline and schedule step (docs/access-reviews.md).
+    AccessReview {
+        #[command(subcommand)]
+        command: access_review::ReviewCmd,
+    },
+    /// Operator staff: their trusted devices (docs/staff-devices.md).
+    Staff {
+        #[command(subcommand)]
+        command: StaffCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StaffCmd {
+    /// Add a staff member (support, engineer or approver); prints their TOTP secret once.
+    Add(staff::AddArgs),
+    /// List staff members.
+    List(staff::ListArgs),
+    /// Disable a staff member: their sessions end and their grants stop working at once.
+    Disable(staff::DisableArgs),
+    /// Trusted devices: client certificates from the region's device CA.
+    Device {
+        #[command(subcommand)]
+        cmd: staff_device::DeviceCmd,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,6 +173,9 @@ enum BenchCommand {
     Retention(bench_retention::RetentionArgs),
     /// Erasing one data subject in a small and a large workspace.
     Erasure(bench_erasure::ErasureArgs),
+    /// A request under a staff grant (grant, device, logged entry) against an API-token
+    /// request's authentication.
+    Staff(bench_staff::StaffArgs),
 }
 
 fn init_logging() {
@@ -184,6 +217,13 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Receipt {
             command: ReceiptCommand::Verify(args),
         } => receipt::verify(&args),
+        Command::AccessReview { command } => access_review::run(command).await,
+        Command::Staff { command } => match command {
+            StaffCmd::Add(args) => staff::add(args).await,
+            StaffCmd::List(args) => staff::list(args).await,
+            StaffCmd::Disable(args) => staff::disable(args).await,
+            StaffCmd::Device { cmd } => staff_device::run(cmd).await,
+        },
         Command::Backup(args) => backup::backup(args).await,
         Command::Restore(args) => backup::restore(args).await,
         Command::Version { sbom } => {
@@ -205,6 +245,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             command: BenchCommand::Retention(args),
         } => bench_retention::run(args).await,
+        Command::Bench {
+            command: BenchCommand::Staff(args),
+        } => bench_staff::run(args).await,
         Command::Bench {
             command: BenchCommand::Erasure(args),
         } => bench_erasure::run(args).await,

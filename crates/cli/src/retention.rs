@@ -49,6 +49,7 @@ struct Lifecycle {
     workspaces_purged: Vec<String>,
     erasures_resumed: usize,
     archives_expired: usize,
+    staff_grants_ended: usize,
 }
 
 impl Lifecycle {
@@ -58,6 +59,7 @@ impl Lifecycle {
         self.workspaces_purged.extend(r.workspaces_purged);
         self.erasures_resumed += r.erasures_resumed;
         self.archives_expired += r.archives_expired;
+        self.staff_grants_ended += r.staff_grants_ended;
     }
 }
 
@@ -194,6 +196,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
         }
         if l.archives_expired > 0 {
             println!("  access archives expired: {}", l.archives_expired);
+        }
+        if l.staff_grants_ended > 0 {
+            println!(
+                "  staff grants whose end was recorded: {}",
+                l.staff_grants_ended
+            );
         }
     }
     Ok(())

@@ -2133,3 +2133,308 @@ fn psql_in(db: &str, sql: &str) -> String {
     assert!(r.ok(), "psql failed: {}", r.text());
     String::from_utf8_lossy(&r.stdout).trim().to_owned()
 }
+
+/// `interlock staff device issue|list|revoke` (docs/staff-devices.md): `issue` writes the
+/// certificate and a 0600 key and registers the device, which then reaches
+/// `GET /v1/staff/device` of a running server; `list --json` shows it; `revoke` marks it and
+/// the running server refuses it on the next request. (The staff row is made with SQL until
+/// `interlock staff add` exists.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_device_issue_list_revoke() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data = tmp.path().join("data");
+    let mut server = Server::start(&data, &["--regions", "eu"]).await;
+    let dir = data.to_str().expect("path").to_owned();
+    // `staff add` prints the new member's id and TOTP secret once; the email is sealed.
+    let added = interlock(&[
+        "staff",
+        "add",
+        "--data-dir",
+        &dir,
+        "--email",
+        "alice@operator.example",
+        "--role",
+        "support",
+        "--json",
+    ]);
+    assert!(added.ok(), "{}", added.text());
+    let added: Value = serde_json::from_slice(&added.stdout).expect("json");
+    let alice = added["id"].as_str().expect("id").to_owned();
+    assert!(alice.starts_with("sf_"), "{added}");
+    assert!(
+        added["otpauth_uri"]
+            .as_str()
+            .expect("uri")
+            .starts_with("otpauth://totp/"),
+        "{added}"
+    );
+    let bad_role = interlock(&[
+        "staff",
+        "add",
+        "--data-dir",
+        &dir,
+        "--email",
+        "x@operator.example",
+        "--role",
+        "root",
+    ]);
+    assert!(!bad_role.ok(), "{}", bad_role.text());
+    let twice = interlock(&[
+        "staff",
+        "add",
+        "--data-dir",
+        &dir,
+        "--email",
+        "alice@operator.example",
+        "--role",
+        "approver",
+    ]);
+    assert!(!twice.ok(), "{}", twice.text());
+    for path in files_under(&data) {
+        let bytes = fs::read(&path).expect("read a data file");
+        assert!(
+            !contains(&bytes, b"alice@operator.example"),
+            "a staff email in plaintext in {}",
+            path.display()
+        );
+    }
+    let staff = interlock(&["staff", "list", "--data-dir", &dir, "--json"]);
+    assert!(staff.ok(), "{}", staff.text());
+    let staff: Value = serde_json::from_slice(&staff.stdout).expect("json");
+    assert_eq!(
+        staff["staff"][0]["email"], "alice@operator.example",
+        "{staff}"
+    );
+    assert_eq!(staff["staff"][0]["role"], "support", "{staff}");
+    let out = tmp.path().join("alice-laptop");
+    let out_s = out.to_str().expect("path").to_owned();
+
+    let issued = interlock(&[
+        "staff",
+        "device",
+        "issue",
+        "--staff-id",
+        &alice,
+        "--name",
+        "alice-laptop",
+        "--out",
+        &out_s,
+        "--valid-days",
+        "30",
+        "--data-dir",
+        &dir,
+    ]);
+    assert!(issued.ok(), "{}", issued.text());
+    let cert_path = out.join("device-cert.pem");
+    let key_path = out.join("device-key.pem");
+    assert_eq!(
+        mode_of(&key_path),
+        0o600,
+        "the device key must be mode 0600"
+    );
+    let cert_pem = fs::read_to_string(&cert_path).expect("certificate");
+    let key_pem = fs::read_to_string(&key_path).expect("key");
+    assert!(cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    assert!(key_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    // The CA key beside the master keys is private too; the device key is not kept there.
+    let keys = data.join("keys").join("eu");
+    assert_eq!(mode_of(&keys.join("device-ca-key.pem")), 0o600);
+    for path in files_under(&data) {
+        let bytes = fs::read(&path).expect("read a data file");
+        assert!(
+            !contains(&bytes, key_pem.trim().as_bytes()),
+            "the device key is in {}",
+            path.display()
+        );
+    }
+
+    let list = |what: &str| {
+        let r = interlock(&["staff", "device", "list", "--data-dir", &dir, "--json"]);
+        assert!(r.ok(), "{what}: {}", r.text());
+        serde_json::from_slice::<Value>(&r.stdout).expect("json")
+    };
+    let listed = list("after issue");
+    let devices = listed["devices"].as_array().expect("devices");
+    assert_eq!(devices.len(), 1, "{listed}");
+    assert_eq!(devices[0]["staff_id"], alice.as_str(), "{listed}");
+    assert_eq!(devices[0]["name"], "alice-laptop", "{listed}");
+    assert_eq!(devices[0]["status"], "active", "{listed}");
+    assert_eq!(devices[0]["region"], "eu", "{listed}");
+    assert_eq!(devices[0]["revoked_at"], Value::Null, "{listed}");
+    let serial = devices[0]["serial"].as_str().expect("serial").to_owned();
+
+    // The running server knows the device at once.
+    let server_cert = fs::read(data.join("tls").join("cert.pem")).expect("server certificate");
+    let device_client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&server_cert).expect("root"))
+        .identity(
+            reqwest::Identity::from_pem(format!("{key_pem}\n{cert_pem}").as_bytes())
+                .expect("identity"),
+        )
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let get_device = || async {
+        let r = device_client
+            .get(server.url("/v1/staff/device"))
+            .send()
+            .await
+            .expect("GET /v1/staff/device");
+        let status = r.status();
+        let body: Value = r.json().await.expect("json body");
+        (status, body)
+    };
+    let (status, body) = get_device().await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["serial"], serial.as_str(), "{body}");
+    let r = server
+        .request(Method::GET, "/v1/staff/device", None, None)
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.json()["code"], "device_certificate_required");
+
+    // Never over existing files; never for an unknown staff member (and nothing left behind).
+    let again = interlock(&[
+        "staff",
+        "device",
+        "issue",
+        "--staff-id",
+        &alice,
+        "--name",
+        "alice-laptop",
+        "--out",
+        &out_s,
+        "--data-dir",
+        &dir,
+    ]);
+    assert!(!again.ok(), "{}", again.text());
+    assert!(again.text().contains("exists"), "{}", again.text());
+    let nobody_out = tmp.path().join("nobody");
+    let nobody = interlock(&[
+        "staff",
+        "device",
+        "issue",
+        "--staff-id",
+        "sf_nobody",
+        "--name",
+        "x",
+        "--out",
+        nobody_out.to_str().expect("path"),
+        "--data-dir",
+        &dir,
+    ]);
+    assert!(!nobody.ok(), "{}", nobody.text());
+    assert!(nobody.text().contains("sf_nobody"), "{}", nobody.text());
+    assert!(!nobody_out.join("device-key.pem").exists());
+    assert_eq!(
+        list("after refusals")["devices"].as_array().map(Vec::len),
+        Some(1)
+    );
+
+    // Revoked: listed as such, and refused by the running server on the next request.
+    let revoked = interlock(&[
+        "staff",
+        "device",
+        "revoke",
+        "--serial",
+        &serial,
+        "--data-dir",
+        &dir,
+    ]);
+    assert!(revoked.ok(), "{}", revoked.text());
+    let listed = list("after revoke");
+    assert_eq!(listed["devices"][0]["status"], "revoked", "{listed}");
+    assert!(listed["devices"][0]["revoked_at"].is_i64(), "{listed}");
+    let (status, body) = get_device().await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["code"], "device_revoked", "{body}");
+    let unknown = interlock(&[
+        "staff",
+        "device",
+        "revoke",
+        "--serial",
+        "00ff",
+        "--data-dir",
+        &dir,
+    ]);
+    assert!(!unknown.ok(), "{}", unknown.text());
+    server.stop();
+    // Disabling the member: once, then refused as already done.
+    let off = interlock(&["staff", "disable", "--data-dir", &dir, "--staff-id", &alice]);
+    assert!(off.ok(), "{}", off.text());
+    let again = interlock(&["staff", "disable", "--data-dir", &dir, "--staff-id", &alice]);
+    assert!(!again.ok(), "{}", again.text());
+    assert!(
+        again.text().contains("already disabled"),
+        "{}",
+        again.text()
+    );
+}
+
+/// `interlock access-review start|report`: a campaign over the region's staff, then its
+/// completion and drift as JSON and as text; a second start while one is open is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_review_start_and_report() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data = tmp.path().join("data");
+    let mut server = Server::start(&data, &["--regions", "eu"]).await;
+    server.stop();
+    drop(server);
+    let dir = data.to_str().expect("path").to_owned();
+    for (email, role) in [
+        ("ann@operator.example", "approver"),
+        ("sue@operator.example", "support"),
+    ] {
+        let r = interlock(&[
+            "staff",
+            "add",
+            "--data-dir",
+            &dir,
+            "--email",
+            email,
+            "--role",
+            role,
+        ]);
+        assert!(r.ok(), "{}", r.text());
+    }
+    let none = interlock(&["access-review", "report", "--data-dir", &dir, "--json"]);
+    assert!(none.ok(), "{}", none.text());
+    let none: Value = serde_json::from_slice(&none.stdout).expect("json");
+    assert_eq!(none["regions"][0]["report"], Value::Null, "{none}");
+
+    let started = interlock(&["access-review", "start", "--data-dir", &dir, "--json"]);
+    assert!(started.ok(), "{}", started.text());
+    let started: Value = serde_json::from_slice(&started.stdout).expect("json");
+    assert_eq!(started["started"][0]["items"], 2, "{started}");
+    let again = interlock(&["access-review", "start", "--data-dir", &dir]);
+    assert!(!again.ok(), "{}", again.text());
+    assert!(
+        again.text().contains("campaign is open"),
+        "{}",
+        again.text()
+    );
+
+    let report = interlock(&["access-review", "report", "--data-dir", &dir, "--json"]);
+    assert!(report.ok(), "{}", report.text());
+    let report: Value = serde_json::from_slice(&report.stdout).expect("json");
+    let r = &report["regions"][0];
+    assert_eq!(r["status"], "open", "{report}");
+    assert_eq!(r["report"]["totals"]["items"], 2, "{report}");
+    assert_eq!(r["report"]["totals"]["pending"], 2, "{report}");
+    assert_eq!(r["report"]["completion"], 0.0, "{report}");
+    let text = interlock(&["access-review", "report", "--data-dir", &dir]);
+    assert!(text.ok(), "{}", text.text());
+    let out = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(out.contains("completion: 0.0%"), "{out}");
+    assert!(out.contains("drift from: (first campaign)"), "{out}");
+    let bad = interlock(&[
+        "access-review",
+        "report",
+        "--data-dir",
+        &dir,
+        "--campaign",
+        "nonsense",
+    ]);
+    assert!(!bad.ok(), "{}", bad.text());
+}

@@ -46,6 +46,41 @@ impl MasterKey {
             .wrap(&self.aad(workspace, ws_key_version), material)
     }
 
+    fn region_aad(&self, table: &str, record: &str, field: &str) -> Aad {
+        Aad::new(
+            &format!("region:{}", self.region),
+            table,
+            record,
+            field,
+            &format!("{}/master/v{}", self.region, self.version),
+        )
+    }
+
+    /// Seal a small region-level secret that belongs to no workspace (an operator staff
+    /// member's email or TOTP secret), bound to its table, record and field.
+    pub fn seal_region_record(
+        &self,
+        table: &str,
+        record: &str,
+        field: &str,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.aead
+            .seal(&self.region_aad(table, record, field), plaintext)
+    }
+
+    /// Open what [`MasterKey::seal_region_record`] sealed (same table, record and field).
+    pub fn open_region_record(
+        &self,
+        table: &str,
+        record: &str,
+        field: &str,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        self.aead
+            .open(&self.region_aad(table, record, field), sealed)
+    }
+
     pub fn unwrap_workspace_key(
         &self,
         workspace: &str,

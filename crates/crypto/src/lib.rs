@@ -8,6 +8,7 @@
 pub mod aead;
 pub mod audit;
 pub mod blind;
+pub mod device_ca;
 pub mod error;
 pub mod identity;
 pub mod keyring;
@@ -23,6 +24,7 @@ pub use audit::{
     ExportSummary, SignedCheckpoint, verify_export,
 };
 pub use blind::BlindIndexKey;
+pub use device_ca::{DeviceCa, DeviceCaError, IssuedDevice};
 pub use error::CryptoError;
 pub use identity::{JwtClaims, JwtError, JwtPolicy, SecretValue, VerificationSecret};
 pub use keyring::{Keyring, MasterKey};

@@ -65,6 +65,10 @@ pub enum TokenKind {
     Csrf,
     /// A pending WebAuthn ceremony (passkey registration or sign-in) (`ilw_`).
     Ceremony,
+    /// An operator staff member's signed-in session (`ilx_`): no access to any workspace.
+    StaffSession,
+    /// A staff member's just-in-time grant to one workspace (`ilg_`).
+    StaffGrant,
 }
 
 impl TokenKind {
@@ -77,6 +81,8 @@ impl TokenKind {
             TokenKind::TeammateSession => "ils_",
             TokenKind::Csrf => "ilc_",
             TokenKind::Ceremony => "ilw_",
+            TokenKind::StaffSession => "ilx_",
+            TokenKind::StaffGrant => "ilg_",
         }
     }
 }

@@ -246,10 +246,22 @@ catalogue! {
         "Deletion of the workspace was requested (metadata.reason: owner, operator or inactivity); its key is destroyed in the same transaction, so this is the workspace's last entry.";
     WorkspaceInactivityNotice = "workspace.inactivity_notice", "workspace", "high", true,
         "The workspace has had no teammate sign-in and no API activity for a long time and will be deleted at metadata.deletion_after unless it is used before then (also sent as the `workspace.deletion_scheduled` webhook).";
-    StaffAccessStarted = "staff_access.started", "staff", "high", false,
-        "An operator staff member's grant to this workspace began (metadata.reason, metadata.ticket).";
-    StaffAccessEnded = "staff_access.ended", "staff", "medium", false,
-        "An operator staff member's grant ended (expired or revoked).";
+    StaffAccessRequested = "staff_access.requested", "staff", "high", true,
+        "An operator staff member asked for access to this workspace (metadata.grant_id, staff_id, permissions, duration_s, reason, ticket, workspace_approval_required). The actor is the staff member's pseudonymous id.";
+    StaffAccessApproved = "staff_access.approved", "staff", "high", true,
+        "A staff grant was approved (metadata.approval: staff, by an operator approver; workspace, by a workspace admin; break_glass_confirmation, a second person confirming an emergency grant).";
+    StaffAccessStarted = "staff_access.started", "staff", "high", true,
+        "An operator staff member's grant to this workspace began (metadata.grant_id, staff_id, permissions, reason, ticket, expires_at_ms).";
+    StaffAccessUsed = "staff_access.used", "staff", "high", true,
+        "An operator staff member made a request to this workspace under a grant: one entry per request, reads included (metadata.grant_id, staff_id, reason, ticket, method, route).";
+    StaffAccessEnded = "staff_access.ended", "staff", "medium", true,
+        "An operator staff member's grant ended (metadata.reason: revoked, expired, or unconfirmed for a break-glass grant nobody confirmed within an hour).";
+    StaffAccessBreakGlass = "staff_access.break_glass", "staff", "high", true,
+        "An operator staff member took emergency access without prior approval; it ends unless a second person confirms it within an hour (metadata.confirm_by_ms; also sent as the `staff_access.break_glass` webhook).";
+    StaffAccessSettingsUpdated = "settings.staff_access.updated", "settings", "high", true,
+        "Whether a workspace admin must also approve staff grants changed (metadata.before / metadata.after).";
+    AccessReviewRevoked = "access_review.revoked", "access_review", "high", true,
+        "An access review revoked a teammate's owner or admin role in this workspace: a reviewer decided so, or nobody reviewed it by the deadline (metadata.campaign_id, item_id, before, after, reason).";
     AccessDenied = "access.denied", "access", "medium", true,
         "A state-changing request was refused for lack of a permission (metadata.permission, metadata.method, metadata.route).";
     ActivityLogExported = "activity_log.exported", "activity_log", "medium", true,

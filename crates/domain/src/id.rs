@@ -153,6 +153,23 @@ typed_id!(
     WebhookId, "wh", "webhook_id"
 );
 typed_id!(
+    /// A member of the operator's staff (support or on-call engineer, approver): a principal
+    /// of the region, never of a workspace. Pseudonymous in every log.
+    StaffId, "sf", "staff_id"
+);
+typed_id!(
+    /// A staff member's just-in-time (or break-glass) grant to one workspace.
+    StaffGrantId, "sg", "grant_id"
+);
+typed_id!(
+    /// An access review campaign.
+    ReviewCampaignId, "rv", "campaign_id"
+);
+typed_id!(
+    /// One item (a holder of standing access) of an access review campaign.
+    ReviewItemId, "ri", "item_id"
+);
+typed_id!(
     /// One outbound delivery (a webhook message or an erasure notice); its id is the
     /// `webhook-id` header receivers deduplicate by.
     DeliveryId, "msg", "delivery_id"

@@ -12,6 +12,7 @@ pub mod messenger;
 pub mod permission;
 pub mod region;
 pub mod retention;
+pub mod staff;
 pub mod teammate;
 
 pub use activity::{ActivityEntry, ActivityType, Actor, ActorType, NewActivity, Target};
@@ -22,6 +23,7 @@ pub use id::{
     WorkspaceId,
 };
 pub use id::{DeliveryId, SubprocessorId, WebhookId};
+pub use id::{ReviewCampaignId, ReviewItemId, StaffGrantId, StaffId};
 pub use input::{
     AttachmentName, Author, AuthorType, Body, ContactPatch, ContactRole, CustomAttributes, Email,
     EventMetadata, EventName, ExternalId, NewContact, NewEvent, PersonName, Phone, SecretName,
@@ -30,4 +32,5 @@ pub use messenger::{IdentityVerification, MessengerSettings, Platform, Platforms
 pub use permission::{BuiltinRole, Decision, Permission, PermissionSet, authorize};
 pub use region::Region;
 pub use retention::RetentionSettings;
+pub use staff::{AccessAsk, GrantKind, GrantState, GrantStatus, StaffAccessApproval, StaffRole};
 pub use teammate::{IpAllowlist, SecuritySettings, TeammateRole};

@@ -61,6 +61,7 @@ permissions! {
     DataRequestsHandle = "data_requests.handle": "Handle data subject access and erasure requests.",
     MessengerManage = "messenger.manage": "Manage messenger identity verification secrets and settings.",
     ApiTokensManage = "api_tokens.manage": "Create, list and revoke scoped API tokens.",
+    StaffAccessManage = "staff_access.manage": "See, approve and revoke operator staff access to the workspace; choose whether staff grants need a workspace admin's approval.",
 }
 
 /// A set of permissions (a bit mask over the catalogue).

@@ -62,13 +62,16 @@ impl RetentionSettings {
     }
 }
 
-/// Run the retention sweep on every cell on its schedule, with time from `clock`.
+/// Run the retention sweep on every cell on its schedule, with time from `clock`; the
+/// lifecycle part runs access reviews on the `[staff]` review schedule.
 pub fn spawn_retention(
     cells: BTreeMap<Region, Arc<Cell>>,
     settings: &RetentionSettings,
+    staff: &crate::staff_settings::StaffSettings,
     clock: Arc<dyn interlock_storage::Clock>,
 ) -> tokio::task::JoinHandle<()> {
     let every = Duration::from_secs(settings.sweep_every_s);
+    let reviews = crate::routes::reviews::schedule(staff);
     let batch = settings.batch;
     tokio::spawn(async move {
         let mut first = true;
@@ -79,11 +82,17 @@ pub fn spawn_retention(
             }
             first = false;
             for cell in cells.values() {
-                match cell.lifecycle_sweep(clock.now_ms(), batch).await {
+                match cell
+                    .lifecycle_sweep_with(clock.now_ms(), batch, reviews)
+                    .await
+                {
                     Ok(r) if !r.is_empty() => {
                         tracing::info!(region = %cell.region(), notices = r.inactivity_notices.len(),
                             deleted = r.workspaces_deleted.len(), purged = r.workspaces_purged.len(),
                             erasures_resumed = r.erasures_resumed, archives_expired = r.archives_expired,
+                            reviews_revoked_unreviewed = r.access_review.revoked_unreviewed,
+                            reviews_closed = r.access_review.campaigns_closed.len(),
+                            review_started = r.access_review.campaign_started.as_deref().unwrap_or("-"),
                             "workspace lifecycle sweep");
                     }
                     Ok(_) => {}

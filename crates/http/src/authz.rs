@@ -55,6 +55,7 @@ pub mod perm {
         DataRequestsHandle,
         MessengerManage,
         ApiTokensManage,
+        StaffAccessManage,
     );
 }
 

@@ -174,8 +174,11 @@ pub struct WorkspaceAuth {
     pub teammate: Option<TeammateSession>,
     /// The client's address (the TCP peer).
     pub ip: IpAddr,
-    /// Who is acting, for the activity log (teammate or API token, address, user agent).
+    /// Who is acting, for the activity log (teammate, API token or staff member, address,
+    /// user agent).
     pub actor: Actor,
+    /// Set when an operator staff member acts under a grant (from a trusted device).
+    pub staff: Option<interlock_storage::GrantPrincipal>,
 }
 
 impl WorkspaceAuth {
@@ -314,6 +317,59 @@ async fn from_session(
             cookie: cookie.to_owned(),
         }),
         ip,
+        staff: None,
+    })
+}
+
+const NO_GRANT: ApiError = ApiError::Unauthorized {
+    code: "grant_inactive",
+    detail: "the grant is not active: waiting for approval, expired, revoked, or a break-glass grant nobody confirmed",
+};
+
+/// A staff member's grant token (`ilg_…`), presented from their trusted device: the grant's
+/// permissions on its one workspace. Each request is written to the workspace's activity log
+/// before the handler runs (access transparency).
+async fn from_grant(
+    parts: &mut Parts,
+    state: &Arc<AppState>,
+    token: &str,
+) -> Result<WorkspaceAuth, ApiError> {
+    let region = RegionToken::region_of(TokenKind::StaffGrant, token).ok_or(NO_GRANT)?;
+    let cell = state.cell(region)?;
+    let grant = cell
+        .staff_grant_principal(token, state.clock.now_ms())
+        .await?
+        .ok_or(NO_GRANT)?;
+    let device = crate::device::TrustedDevice::from_request_parts(parts, state).await?;
+    if device.staff_id != grant.staff_id.as_str() {
+        return Err(ApiError::Unauthorized {
+            code: "device_not_yours",
+            detail: "this device is not registered to the staff member the grant was given to",
+        });
+    }
+    let ip = client_ip(parts);
+    let actor = Actor::new(
+        ActorType::Staff,
+        Some(grant.staff_id.to_string()),
+        Some(ip),
+        user_agent(parts),
+    );
+    let route = parts
+        .extensions
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| parts.uri.path().to_owned());
+    cell.record_staff_request(&grant, &actor, parts.method.as_str(), &route)
+        .await?;
+    Ok(WorkspaceAuth {
+        workspace: grant.workspace.clone(),
+        cell,
+        permissions: grant.permissions,
+        token_id: None,
+        teammate: None,
+        ip,
+        actor,
+        staff: Some(grant),
     })
 }
 
@@ -336,6 +392,14 @@ impl FromRequestParts<Arc<AppState>> for WorkspaceAuth {
                 code: "operator_token_not_allowed",
                 detail: "the operator token manages workspaces and cannot read workspace data",
             });
+        }
+        // Staff hold no standing access: without a grant, no workspace object exists for them.
+        if token.starts_with(TokenKind::StaffSession.prefix()) {
+            return Err(ApiError::NotFound);
+        }
+        if token.starts_with(TokenKind::StaffGrant.prefix()) {
+            let token = token.to_owned();
+            return from_grant(parts, state, &token).await;
         }
         let region =
             RegionToken::region_of(TokenKind::Api, token).ok_or(ApiError::Unauthorized {
@@ -365,6 +429,7 @@ impl FromRequestParts<Arc<AppState>> for WorkspaceAuth {
             token_id: principal.token_id,
             teammate: None,
             ip,
+            staff: None,
         })
     }
 }

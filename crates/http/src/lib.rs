@@ -11,6 +11,7 @@
 
 pub mod activity_tasks;
 pub mod authz;
+pub mod device;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -21,6 +22,7 @@ pub mod passkeys;
 pub mod routes;
 pub mod server;
 pub mod sinks;
+pub mod staff_settings;
 pub mod tls;
 
 use std::collections::BTreeMap;
@@ -86,6 +88,10 @@ pub struct AppState {
     pub webauthn: Arc<webauthn_rs::Webauthn>,
     /// Outbound deliveries' settings (the URL policy webhook subscriptions are checked with).
     pub outbound: crate::outbox::OutboundSettings,
+    /// Grant limits and the access-review schedule.
+    pub staff: crate::staff_settings::StaffSettings,
+    /// Time for grants and reviews (the system clock; tests move it).
+    pub clock: Arc<dyn interlock_storage::Clock>,
 }
 
 impl AppState {
@@ -308,6 +314,9 @@ fn api_routes(limits: Limits) -> Router<Arc<AppState>> {
         .route("/healthz", get(system::healthz))
         .route("/metrics", get(system::metrics))
         .route("/v1/openapi.json", get(system::openapi))
+        .merge(crate::device::routes())
+        .merge(crate::routes::staff::routes())
+        .merge(crate::routes::reviews::routes())
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .merge(uploads)
 }

@@ -6,7 +6,8 @@ use utoipa::{Modify, OpenApi};
 use crate::dto;
 use crate::routes::{
     access, activity, auth, contacts, conversations, datamap, datarequests, events, messenger,
-    operator, passkeys, retention, subprocessors, system, teammates, webhooks, workspace,
+    operator, passkeys, retention, reviews, staff, subprocessors, system, teammates, webhooks,
+    workspace,
 };
 
 struct Security;
@@ -14,7 +15,12 @@ struct Security;
 impl Modify for Security {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        for name in ["workspace_token", "operator_token", "messenger_session"] {
+        for name in [
+            "workspace_token",
+            "operator_token",
+            "messenger_session",
+            "staff_session",
+        ] {
             components.add_security_scheme(
                 name,
                 SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
@@ -79,6 +85,26 @@ impl Modify for Security {
         teammates::remove,
         retention::get,
         retention::put,
+        crate::device::current,
+        staff::sign_in,
+        staff::sign_out,
+        staff::me,
+        staff::request_access,
+        staff::break_glass,
+        staff::list,
+        staff::get_one,
+        staff::approve,
+        staff::confirm,
+        staff::revoke,
+        staff::workspace_list,
+        staff::workspace_approve,
+        staff::workspace_revoke,
+        staff::get_settings,
+        staff::put_settings,
+        reviews::list,
+        reviews::start,
+        reviews::get_one,
+        reviews::decide,
         teammates::get_security,
         teammates::put_security,
         auth::accept_invitation,
@@ -179,6 +205,26 @@ impl Modify for Security {
         webhooks::CreateWebhookRequest,
         webhooks::WebhookOut,
         webhooks::CreatedWebhook,
+        crate::device::DeviceInfo,
+        staff::SignInBody,
+        staff::StaffSessionOut,
+        staff::StaffMeOut,
+        staff::AccessRequestBody,
+        staff::GrantOut,
+        staff::NewGrantOut,
+        staff::GrantList,
+        staff::StaffAccessSettingsBody,
+        reviews::CampaignOut,
+        reviews::CampaignList,
+        reviews::ReviewItemOut,
+        reviews::TotalsOut,
+        reviews::HolderOut,
+        reviews::ChangeOut,
+        reviews::BeyondBaselineOut,
+        reviews::DriftOut,
+        reviews::ReportOut,
+        reviews::CampaignDetail,
+        reviews::DecisionBody,
     )),
     modifiers(&Security),
     tags(
@@ -194,6 +240,7 @@ impl Modify for Security {
         (name = "privacy", description = "The data map (every stored data element with its fideslang category, data subject and use, encryption, retention and erasure), data subject requests (access and erasure, with signed receipts) and workspace deletion"),
         (name = "subprocessors", description = "The sub-processor registry: who may receive data from a region's workspaces, at which hosts. Public to read; the operator manages it. Nothing leaves Interlock except to a registered host of the workspace's region"),
         (name = "webhooks", description = "Signed webhooks (Standard Webhooks) to a workspace's receivers, which must be registered sub-processors; `security.manage`"),
+        (name = "staff", description = "Operator staff access: staff sign in from a trusted device (a client certificate from the region's device CA) and hold no standing access; just-in-time grants need a reason, a ticket, an approver (never themselves) and, where the workspace requires it, a workspace admin; every request under a grant is in the workspace's activity log. `staff_session` is a staff session token; a grant token is used like a workspace token"),
         (name = "system", description = "Health and metrics"),
     )
 )]

@@ -40,7 +40,9 @@ pub struct Settings {
     pub retention: crate::activity_tasks::RetentionSettings,
     /// Outbound deliveries (webhooks, erasure notices): retries, timeouts, URL policy.
     pub outbound: crate::outbox::OutboundSettings,
-    /// Time for retention (the system clock; tests move it).
+    /// Operator staff access: grant limits, access-review schedule.
+    pub staff: crate::staff_settings::StaffSettings,
+    /// Time for retention, staff grants and access reviews (the system clock; tests move it).
     pub clock: Arc<dyn interlock_storage::Clock>,
 }
 
@@ -58,6 +60,7 @@ impl Settings {
             activity: crate::activity_tasks::ActivitySettings::default(),
             retention: crate::activity_tasks::RetentionSettings::default(),
             outbound: crate::outbox::OutboundSettings::default(),
+            staff: crate::staff_settings::StaffSettings::default(),
             clock: Arc::new(interlock_storage::SystemClock),
         }
     }
@@ -83,6 +86,8 @@ pub enum StartError {
     Store(#[from] interlock_storage::StoreError),
     #[error("tls: {0}")]
     Tls(#[from] tls::TlsError),
+    #[error("staff device CA: {0}")]
+    DeviceCa(#[from] interlock_crypto::DeviceCaError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
@@ -169,6 +174,24 @@ pub async fn open_cells(settings: &Settings) -> Result<BTreeMap<Region, Arc<Cell
     Ok(cells)
 }
 
+/// The staff device CA of every served region (made in the region's key folder on first
+/// start), as the roots client certificates must chain to.
+pub fn device_ca_roots(
+    settings: &Settings,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, StartError> {
+    let key_dir = settings.key_dir();
+    settings
+        .regions
+        .iter()
+        .map(|&region| {
+            let ca = interlock_crypto::DeviceCa::open_or_create(&key_dir, region)?;
+            Ok(rustls::pki_types::CertificateDer::from(
+                ca.cert_der().to_vec(),
+            ))
+        })
+        .collect()
+}
+
 /// A running server.
 #[derive(Debug)]
 pub struct Running {
@@ -232,6 +255,7 @@ pub async fn start(
     settings.activity.validate().map_err(StartError::Invalid)?;
     settings.retention.validate().map_err(StartError::Invalid)?;
     settings.outbound.validate().map_err(StartError::Invalid)?;
+    settings.staff.validate().map_err(StartError::Invalid)?;
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -239,8 +263,12 @@ pub async fn start(
         .map_err(io(&settings.data_dir))?;
     let token = operator_token(&settings.data_dir)?;
     let cells = open_cells(settings).await?;
-    let (tls_config, cert) =
-        tls::load_or_generate(settings.tls.as_ref(), &settings.data_dir.join("tls"))?;
+    let device_cas = device_ca_roots(settings)?;
+    let (tls_config, cert) = tls::load_or_generate_with_devices(
+        settings.tls.as_ref(),
+        &settings.data_dir.join("tls"),
+        &device_cas,
+    )?;
     let port = listener
         .local_addr()
         .map_err(io(&settings.data_dir))?
@@ -260,6 +288,8 @@ pub async fn start(
         limits: settings.limits,
         rate: crate::RateLimits::new(&settings.limits.messenger),
         outbound: settings.outbound.clone(),
+        staff: settings.staff,
+        clock: settings.clock.clone(),
     });
     let activity = crate::activity_tasks::spawn(state.cells.clone(), &settings.activity)
         .map_err(|e| StartError::Invalid(format!("activity sink: {e}")))?;
@@ -268,6 +298,7 @@ pub async fn start(
     let retention = crate::activity_tasks::spawn_retention(
         state.cells.clone(),
         &settings.retention,
+        &settings.staff,
         settings.clock.clone(),
     );
     let router = app(state.clone());
@@ -276,12 +307,15 @@ pub async fn start(
         .map_err(io(&settings.data_dir))?;
     let addr = listener.local_addr().map_err(io(&settings.data_dir))?;
     let handle = axum_server::Handle::new();
-    let server = axum_server::from_tcp_rustls(
-        listener,
-        axum_server::tls_rustls::RustlsConfig::from_config(tls_config),
-    )
-    .map_err(io(&settings.data_dir))?
-    .handle(handle.clone());
+    // TLS with optional client certificates; the acceptor carries a verified device
+    // certificate to every request of its connection (`tls::ClientCertificate`).
+    let acceptor = tls::DeviceAcceptor::new(axum_server::tls_rustls::RustlsConfig::from_config(
+        tls_config,
+    ));
+    let server = axum_server::from_tcp(listener)
+        .map_err(io(&settings.data_dir))?
+        .acceptor(acceptor)
+        .handle(handle.clone());
     let task = tokio::spawn(async move {
         server
             .serve(router.into_make_service_with_connect_info::<SocketAddr>())

@@ -906,7 +906,8 @@ mod tests {
                 | ActivityType::RoleUpdated
                 | ActivityType::SecuritySettingsUpdated
                 | ActivityType::MessengerSettingsUpdated
-                | ActivityType::RetentionSettingsUpdated => 3,
+                | ActivityType::RetentionSettingsUpdated
+                | ActivityType::StaffAccessSettingsUpdated => 3,
                 ActivityType::SessionRevoked
                 | ActivityType::TotpDisabled
                 | ActivityType::PasskeyRemoved
@@ -918,7 +919,8 @@ mod tests {
                 | ActivityType::ConversationDeleted
                 | ActivityType::BulkDeleted
                 | ActivityType::ActivityLogRetentionCut
-                | ActivityType::WebhookDeleted => 4,
+                | ActivityType::WebhookDeleted
+                | ActivityType::AccessReviewRevoked => 4,
                 _ => 99,
             }
         };

@@ -30,6 +30,9 @@ mod outbox;
 mod passkeys;
 mod restore;
 mod retention;
+mod reviews;
+mod staff;
+mod staff_devices;
 mod subprocessors;
 mod teammates;
 mod tokens;
@@ -56,6 +59,13 @@ pub use retention::{
     EXPIRED_TOKEN_KEEP_MS, REMOVED_TEAMMATE_MAX_AGE_MS, RetentionReport, THROTTLE_QUIET_MS,
     VISITOR_BATCH_MAX, VISITOR_MAX_AGE_MS, VisitorBatch,
 };
+pub use reviews::{
+    BeyondBaseline, REVIEW_SYSTEM, ReviewCampaign, ReviewChange, ReviewDecision, ReviewDrift,
+    ReviewHolder, ReviewItem, ReviewItemKind, ReviewReport, ReviewSchedule, ReviewSweep,
+    ReviewTotals, ReviewVerdict, review_totals,
+};
+pub use staff::{GrantPrincipal, STAFF_SESSION_MS, StaffGrant, StaffMember, StaffPrincipal};
+pub use staff_devices::StaffDevice;
 pub use subprocessors::{
     RegistryChange, Subprocessor, SubprocessorInput, check_host, normalize_url_host,
 };

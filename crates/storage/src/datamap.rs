@@ -236,6 +236,9 @@ pub enum Erasure {
     DeletedWithWorkspace,
     /// Not personal data (keys, certificates): managed by the operator.
     NotPersonal,
+    /// An operator staff member's: kept while they are staff (and for the access-review
+    /// trail); `interlock staff disable` ends their sessions and grants at once.
+    OperatorStaff,
 }
 
 impl Erasure {
@@ -249,6 +252,7 @@ impl Erasure {
             Erasure::KeptPseudonymous => "kept_pseudonymous",
             Erasure::DeletedWithWorkspace => "deleted_with_workspace",
             Erasure::NotPersonal => "not_personal",
+            Erasure::OperatorStaff => "operator_staff",
         }
     }
 
@@ -264,6 +268,9 @@ impl Erasure {
             Erasure::KeptPseudonymous => "kept, naming people by pseudonymous ids only",
             Erasure::DeletedWithWorkspace => "deleted with the workspace",
             Erasure::NotPersonal => "not personal data",
+            Erasure::OperatorStaff => {
+                "an operator staff member's record: disabling them ends their sessions and grants"
+            }
         }
     }
 }
@@ -545,6 +552,40 @@ const SUBPROCESSOR: Field = Field {
     data_use: OPERATIONS,
     retention: Retention::OperatorManaged,
     erasure: Erasure::NotPersonal,
+    ..WS
+};
+
+/// Base for operator staff records (region-level, about the operator's employees).
+const STAFF: Field = Field {
+    data_subject: Some(Employee),
+    data_use: SECURITY,
+    retention: Retention::OperatorManaged,
+    erasure: Erasure::OperatorStaff,
+    ..WS
+};
+
+/// Base for staff sessions (8 hours).
+const STAFF_SESSION: Field = Field {
+    data_category: SYS_AUTH,
+    retention: Retention::Expires {
+        seconds: (crate::cell::STAFF_SESSION_MS / 1000) as u64,
+    },
+    ..STAFF
+};
+
+/// Base for staff grants to a workspace (the workspace's access-transparency record).
+const STAFF_GRANT: Field = Field {
+    data_subject: Some(Employee),
+    data_use: SECURITY,
+    ..WS
+};
+
+/// Base for access reviews (region-level campaigns; items name holders by pseudonymous id).
+const REVIEW: Field = Field {
+    data_subject: Some(Employee),
+    data_use: SECURITY,
+    retention: Retention::OperatorManaged,
+    erasure: Erasure::KeptPseudonymous,
     ..WS
 };
 
@@ -2221,7 +2262,7 @@ pub static DATA_MAP: &[Collection] = &[
         name: "key_files",
         kind: CollectionKind::KeyFiles,
         location: "<key_dir>/<region>/ (default <data_dir>/keys; folder 0700, files 0600)",
-        description: "The region's root keys and its erasure ledger. Production keeps them apart from the data (and from its backups).",
+        description: "The region's root keys, its staff device CA and its erasure ledger. Production keeps them apart from the data (and from its backups).",
         primary_key: &[],
         fields: &[
             Field {
@@ -2247,6 +2288,22 @@ pub static DATA_MAP: &[Collection] = &[
                 retention: Retention::OperatorManaged,
                 erasure: Erasure::KeptPseudonymous,
                 description: "The erasure ledger: one JSON line per erased contact (workspace, contact and subject-key ids, time) or deleted workspace, appended and fsync'd before the erasure commits. Kept apart from the backed-up data so `interlock restore` applies every erasure again; pseudonymous ids only. Keep it as long as backups older than its newest line exist.",
+                ..WS
+            },
+            Field {
+                name: "device-ca-key.pem",
+                data_use: SECURITY,
+                retention: Retention::OperatorManaged,
+                erasure: Erasure::NotPersonal,
+                description: "The region's staff device CA key (ECDSA P-256, PKCS#8): it signs the client certificates of trusted staff devices (`interlock staff device issue`).",
+                ..WS
+            },
+            Field {
+                name: "device-ca-cert.pem",
+                data_use: SECURITY,
+                retention: Retention::OperatorManaged,
+                erasure: Erasure::NotPersonal,
+                description: "The region's staff device CA certificate: the server accepts client certificates that chain to it, and no others.",
                 ..WS
             },
         ],
@@ -2285,6 +2342,415 @@ pub static DATA_MAP: &[Collection] = &[
                 erasure: Erasure::NotPersonal,
                 description: "Its private key.",
                 ..WS
+            },
+        ],
+        indexes: &[],
+    },
+    // ---- operator staff access (docs/staff-access.md)
+    Collection {
+        name: "staff",
+        kind: CollectionKind::Table,
+        location: DB,
+        description: "The operator's staff members of the region (support, engineers, approvers): principals of the region, never of a workspace; they hold no standing access to any workspace.",
+        primary_key: &["id"],
+        fields: &[
+            Field {
+                name: "id",
+                data_category: UID,
+                description: "The staff member's pseudonymous id (`sf_…`): the only way a workspace's activity log names them.",
+                ..STAFF
+            },
+            Field {
+                name: "email_ct",
+                data_category: "user.contact.email",
+                encryption: Encryption::MasterKey,
+                description: "The staff member's work email, sealed under the region's master key.",
+                ..STAFF
+            },
+            Field {
+                name: "role",
+                description: "support, engineer or approver.",
+                ..STAFF
+            },
+            Field {
+                name: "totp_secret_ct",
+                data_category: CREDENTIALS,
+                encryption: Encryption::MasterKey,
+                description: "The TOTP secret (RFC 6238), sealed under the region's master key.",
+                ..STAFF
+            },
+            Field {
+                name: "master_version",
+                description: "The master key version the sealed fields are under.",
+                ..STAFF
+            },
+            Field {
+                name: "totp_last_step",
+                description: "The last TOTP time step accepted (replay protection).",
+                ..STAFF
+            },
+            Field {
+                name: "created_at",
+                description: "When the member was added.",
+                ..STAFF
+            },
+            Field {
+                name: "disabled_at",
+                description: "When the member was disabled (sessions and grants end at once).",
+                ..STAFF
+            },
+        ],
+        indexes: &[],
+    },
+    Collection {
+        name: "staff_devices",
+        kind: CollectionKind::Table,
+        location: DB,
+        description: "Trusted devices: client certificates the region's device CA issued to staff members. Staff endpoints refuse any other device.",
+        primary_key: &["serial"],
+        fields: &[
+            Field {
+                name: "serial",
+                description: "The certificate's serial number (hex).",
+                ..STAFF
+            },
+            Field {
+                name: "staff_id",
+                description: "The staff member the device belongs to.",
+                ..STAFF
+            },
+            Field {
+                name: "fingerprint",
+                data_category: SYS_AUTH,
+                description: "SHA-256 of the certificate (hex): how a presented certificate is found.",
+                ..STAFF
+            },
+            Field {
+                name: "name",
+                data_category: "user.device",
+                description: "The device's name (e.g. `alice-laptop`).",
+                ..STAFF
+            },
+            Field {
+                name: "issued_at",
+                description: "When the certificate was issued.",
+                ..STAFF
+            },
+            Field {
+                name: "expires_at",
+                description: "When the certificate expires.",
+                ..STAFF
+            },
+            Field {
+                name: "revoked_at",
+                description: "When the device was revoked; a revoked device is refused.",
+                ..STAFF
+            },
+        ],
+        indexes: &[Index {
+            name: "staff_devices_fingerprint_key",
+            columns: &["fingerprint"],
+            unique: true,
+        }],
+    },
+    Collection {
+        name: "staff_sessions",
+        kind: CollectionKind::Table,
+        location: DB,
+        description: "Staff sign-in sessions, each bound to the device it was opened from.",
+        primary_key: &["token_hash"],
+        fields: &[
+            Field {
+                name: "token_hash",
+                encryption: Encryption::Sha256Hash,
+                description: "SHA-256 of the session token (`ilx_…`).",
+                ..STAFF_SESSION
+            },
+            Field {
+                name: "staff_id",
+                data_category: SYS_OPS,
+                description: "The staff member.",
+                ..STAFF_SESSION
+            },
+            Field {
+                name: "device_serial",
+                data_category: SYS_OPS,
+                description: "The trusted device the session is bound to.",
+                ..STAFF_SESSION
+            },
+            Field {
+                name: "created_at",
+                data_category: SYS_OPS,
+                description: "When the session began.",
+                ..STAFF_SESSION
+            },
+            Field {
+                name: "expires_at",
+                data_category: SYS_OPS,
+                description: "When it ends (8 hours).",
+                ..STAFF_SESSION
+            },
+        ],
+        indexes: &[Index {
+            name: "staff_sessions_expires",
+            columns: &["expires_at"],
+            unique: false,
+        }],
+    },
+    Collection {
+        name: "staff_grants",
+        kind: CollectionKind::Table,
+        location: DB,
+        description: "Just-in-time and break-glass grants of staff members to one workspace: who, what, why, approvals, expiry, revocation. A workspace's admins list them; every use is in the workspace's activity log.",
+        primary_key: &["workspace_id", "id"],
+        fields: &[
+            workspace_id(STAFF_GRANT),
+            Field {
+                name: "id",
+                description: "The grant id (`sg_…`).",
+                ..STAFF_GRANT
+            },
+            Field {
+                name: "staff_id",
+                description: "The staff member's pseudonymous id.",
+                ..STAFF_GRANT
+            },
+            Field {
+                name: "kind",
+                description: "request or break_glass.",
+                ..STAFF_GRANT
+            },
+            Field {
+                name: "permissions",
+                description: "The workspace permissions granted (comma-separated names).",
+                ..STAFF_GRANT
+            },
+            Field {
+                name: "reason_ct",
+                data_category: CONTENT,
+                encryption: Encryption::WorkspaceKey,
+                description: "Why access is needed, sealed under the workspace key (it may mention the customer's case).",
+                ..STAFF_GRANT
+            },
+            Field {
+                name: "ticket_ct",
+                encryption: Encryption::WorkspaceKey,
+                description: "The support ticket or incident, sealed under the workspace key.",
+                ..STAFF_GRANT
+            },
+            Field {
+                name: "ws_key_version",
+                description: "The workspace key version the sealed fields are under.",
+                ..STAFF_GRANT
+            },
+            Field {
+                name: "duration_s",
+                description: "How long the grant lasts once it starts (capped; default 4 hours).",
+                ..STAFF_GRANT
+            },
+            Field {
+                name: "workspace_approval_required",
+                description: "Whether a workspace admin must also approve (the workspace's setting when it was asked).",
+                ..STAFF_GRANT
+            },
+            created_at(STAFF_GRANT),
+            Field {
+                name: "staff_approved_by",
+                description: "The approver's staff id.",
+                ..STAFF_GRANT
+            },
+            Field {
+                name: "staff_approved_at",
+                description: "When an approver approved.",
+                ..STAFF_GRANT
+            },
+            Field {
+                name: "workspace_approved_by",
+                description: "The approving teammate's id.",
+                ..STAFF_GRANT
+            },
+            Field {
+                name: "workspace_approved_at",
+                description: "When a workspace admin approved.",
+                ..STAFF_GRANT
+            },
+            Field {
+                name: "starts_at",
+                description: "When the grant started (all approvals in; at once for break-glass).",
+                ..STAFF_GRANT
+            },
+            Field {
+                name: "expires_at",
+                description: "When it stops working.",
+                ..STAFF_GRANT
+            },
+            Field {
+                name: "confirmed_by",
+                description: "The second person who confirmed a break-glass grant.",
+                ..STAFF_GRANT
+            },
+            Field {
+                name: "confirmed_at",
+                description: "When (within an hour, or the grant ends).",
+                ..STAFF_GRANT
+            },
+            Field {
+                name: "revoked_at",
+                description: "When it was revoked.",
+                ..STAFF_GRANT
+            },
+            Field {
+                name: "revoked_by",
+                description: "Who revoked it (`tm_…`, `sf_…` or system).",
+                ..STAFF_GRANT
+            },
+            Field {
+                name: "token_hash",
+                data_category: SYS_AUTH,
+                encryption: Encryption::Sha256Hash,
+                description: "SHA-256 of the grant token (`ilg_…`).",
+                ..STAFF_GRANT
+            },
+            Field {
+                name: "ended_logged_at",
+                description: "When the grant's end was written to the activity log.",
+                ..STAFF_GRANT
+            },
+        ],
+        indexes: &[
+            Index {
+                name: "staff_grants_staff",
+                columns: &["staff_id", "created_at"],
+                unique: false,
+            },
+            Index {
+                name: "staff_grants_open",
+                columns: &["ended_logged_at", "expires_at"],
+                unique: false,
+            },
+            Index {
+                name: "staff_grants_token_hash_key",
+                columns: &["token_hash"],
+                unique: true,
+            },
+        ],
+    },
+    Collection {
+        name: "workspace_staff_access",
+        kind: CollectionKind::Table,
+        location: DB,
+        description: "A workspace's staff-access setting: whether a workspace admin must also approve each staff grant.",
+        primary_key: &["workspace_id"],
+        fields: &[
+            workspace_id(WS),
+            Field {
+                name: "approval",
+                description: "required or not_required.",
+                ..WS
+            },
+            Field {
+                name: "updated_at",
+                description: "When it last changed.",
+                ..WS
+            },
+        ],
+        indexes: &[],
+    },
+    Collection {
+        name: "access_review_campaigns",
+        kind: CollectionKind::Table,
+        location: DB,
+        description: "Access review campaigns of standing access (staff roles, approver rights, workspace owners and admins), quarterly by default.",
+        primary_key: &["id"],
+        fields: &[
+            Field {
+                name: "id",
+                data_subject: None,
+                description: "The campaign id (`rv_…`).",
+                ..REVIEW
+            },
+            Field {
+                name: "started_at",
+                data_subject: None,
+                description: "When it began.",
+                ..REVIEW
+            },
+            Field {
+                name: "deadline_at",
+                data_subject: None,
+                description: "Items not reviewed by then are revoked.",
+                ..REVIEW
+            },
+            Field {
+                name: "closed_at",
+                data_subject: None,
+                description: "When every item was decided.",
+                ..REVIEW
+            },
+        ],
+        indexes: &[],
+    },
+    Collection {
+        name: "access_review_items",
+        kind: CollectionKind::Table,
+        location: DB,
+        description: "One holder of standing access in a campaign, against the baseline for their role, with the reviewer's decision.",
+        primary_key: &["campaign_id", "id"],
+        fields: &[
+            Field {
+                name: "campaign_id",
+                description: "The campaign.",
+                ..REVIEW
+            },
+            Field {
+                name: "id",
+                description: "The item id (`ri_…`).",
+                ..REVIEW
+            },
+            Field {
+                name: "kind",
+                description: "staff_role or teammate_role.",
+                ..REVIEW
+            },
+            Field {
+                name: "holder_id",
+                description: "The holder's pseudonymous id (`sf_…` or `tm_…`).",
+                ..REVIEW
+            },
+            Field {
+                name: "workspace_id",
+                description: "The workspace, for a teammate's role.",
+                ..REVIEW
+            },
+            Field {
+                name: "role",
+                description: "The role held.",
+                ..REVIEW
+            },
+            Field {
+                name: "permissions",
+                description: "What the holder could do when the campaign began.",
+                ..REVIEW
+            },
+            Field {
+                name: "baseline",
+                description: "What the role's baseline allows.",
+                ..REVIEW
+            },
+            Field {
+                name: "decision",
+                description: "certified, revoked, revoked_unreviewed (deadline passed) or revoke_blocked_last_owner (the workspace's last owner is kept).",
+                ..REVIEW
+            },
+            Field {
+                name: "decided_by",
+                description: "The reviewer's staff id, or system.",
+                ..REVIEW
+            },
+            Field {
+                name: "decided_at",
+                description: "When it was decided.",
+                ..REVIEW
             },
         ],
         indexes: &[],

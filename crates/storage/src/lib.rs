@@ -19,6 +19,7 @@ pub mod ledger;
 pub mod records;
 pub mod schema;
 
+pub use cell::StaffDevice;
 pub use cell::{
     ActivityFilter, ActivityHead, ApiTokenInfo, Cell, CellConfig, ChainFailure, ChainReport,
     CustomRole, CutReport, DeletionCounts, LifecycleReport, LoginRecord, MessengerSecret,
@@ -27,6 +28,11 @@ pub use cell::{
     VISITOR_MAX_AGE_MS,
 };
 pub use cell::{EXPIRED_TOKEN_KEEP_MS, THROTTLE_QUIET_MS, VISITOR_BATCH_MAX, VisitorBatch};
+pub use cell::{GrantPrincipal, STAFF_SESSION_MS, StaffGrant, StaffMember, StaffPrincipal};
+pub use cell::{
+    ReviewCampaign, ReviewDecision, ReviewItem, ReviewItemKind, ReviewReport, ReviewSchedule,
+    ReviewSweep, ReviewVerdict,
+};
 pub use db::{Backend, Writer, WriterStats};
 pub use ledger::{ErasureLedger, ErasureRecord};
 pub use records::*;

@@ -497,4 +497,97 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX webauthn_ceremonies_expires ON webauthn_ceremonies (expires_at)",
         ],
     ),
+    (
+        12,
+        &[
+            // Operator staff (docs/staff-access.md): principals of the region, not of a
+            // workspace; secrets sealed under the region's master key.
+            "CREATE TABLE staff (
+                id TEXT PRIMARY KEY,
+                email_ct {BYTES} NOT NULL,
+                role TEXT NOT NULL,
+                totp_secret_ct {BYTES} NOT NULL,
+                master_version BIGINT NOT NULL,
+                totp_last_step BIGINT NOT NULL DEFAULT 0,
+                created_at BIGINT NOT NULL,
+                disabled_at BIGINT
+            )",
+            // Trusted devices: client certificates issued by the region's device CA.
+            "CREATE TABLE staff_devices (
+                serial TEXT PRIMARY KEY,
+                staff_id TEXT NOT NULL REFERENCES staff (id),
+                fingerprint TEXT NOT NULL,
+                name TEXT NOT NULL,
+                issued_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                revoked_at BIGINT
+            )",
+            "CREATE UNIQUE INDEX staff_devices_fingerprint_key ON staff_devices (fingerprint)",
+            "CREATE TABLE staff_sessions (
+                token_hash {BYTES} PRIMARY KEY,
+                staff_id TEXT NOT NULL REFERENCES staff (id),
+                device_serial TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL
+            )",
+            "CREATE INDEX staff_sessions_expires ON staff_sessions (expires_at)",
+            // Just-in-time grants to one workspace (and break-glass grants).
+            "CREATE TABLE staff_grants (
+                workspace_id TEXT NOT NULL,
+                id TEXT NOT NULL,
+                staff_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                permissions TEXT NOT NULL,
+                reason_ct {BYTES} NOT NULL,
+                ticket_ct {BYTES} NOT NULL,
+                ws_key_version BIGINT NOT NULL,
+                duration_s BIGINT NOT NULL,
+                workspace_approval_required BIGINT NOT NULL,
+                created_at BIGINT NOT NULL,
+                staff_approved_by TEXT,
+                staff_approved_at BIGINT,
+                workspace_approved_by TEXT,
+                workspace_approved_at BIGINT,
+                starts_at BIGINT,
+                expires_at BIGINT,
+                confirmed_by TEXT,
+                confirmed_at BIGINT,
+                revoked_at BIGINT,
+                revoked_by TEXT,
+                token_hash {BYTES},
+                ended_logged_at BIGINT,
+                PRIMARY KEY (workspace_id, id)
+            )",
+            "CREATE UNIQUE INDEX staff_grants_token_hash_key ON staff_grants (token_hash)",
+            "CREATE INDEX staff_grants_staff ON staff_grants (staff_id, created_at)",
+            "CREATE INDEX staff_grants_open ON staff_grants (ended_logged_at, expires_at)",
+            // Whether a workspace admin must also approve each staff grant.
+            "CREATE TABLE workspace_staff_access (
+                workspace_id TEXT PRIMARY KEY,
+                approval TEXT NOT NULL,
+                updated_at BIGINT NOT NULL
+            )",
+            // Access reviews of standing access.
+            "CREATE TABLE access_review_campaigns (
+                id TEXT PRIMARY KEY,
+                started_at BIGINT NOT NULL,
+                deadline_at BIGINT NOT NULL,
+                closed_at BIGINT
+            )",
+            "CREATE TABLE access_review_items (
+                campaign_id TEXT NOT NULL REFERENCES access_review_campaigns (id),
+                id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                holder_id TEXT NOT NULL,
+                workspace_id TEXT,
+                role TEXT NOT NULL,
+                permissions TEXT NOT NULL,
+                baseline TEXT NOT NULL,
+                decision TEXT,
+                decided_by TEXT,
+                decided_at BIGINT,
+                PRIMARY KEY (campaign_id, id)
+            )",
+        ],
+    ),
 ];

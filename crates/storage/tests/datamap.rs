@@ -317,6 +317,8 @@ async fn open(backend: Backend, dir: &Path) -> Cell {
     })
     .await
     .unwrap();
+    // The server makes the region's staff device CA at start-up; so does this store's test.
+    interlock_crypto::DeviceCa::open_or_create(&dir.join("keys"), Region::Eu).unwrap();
     // Some data, so the blob folder has a file and the activity chain a head.
     let (ws, _token) = cell.create_workspace("Map").await.unwrap();
     let contact = cell

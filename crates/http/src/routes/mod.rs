@@ -13,6 +13,8 @@ pub mod messenger;
 pub mod operator;
 pub mod passkeys;
 pub mod retention;
+pub mod reviews;
+pub mod staff;
 pub mod subprocessors;
 pub mod system;
 pub mod teammates;

@@ -346,3 +346,67 @@ pub fn session_of(r: &Resp) -> Session {
         csrf: text(&r.body["csrf_token"]),
     }
 }
+
+// ------------------------------------------------------------------ staff devices
+
+impl TestApp {
+    /// A client that trusts the server's certificate and presents `cert_pem` (with its key
+    /// `key_pem`) as its TLS client certificate.
+    pub fn client_with_certificate(&self, cert_pem: &str, key_pem: &str) -> reqwest::Client {
+        let server_cert = std::fs::read(&self.running.as_ref().unwrap().cert_path).unwrap();
+        let identity =
+            reqwest::Identity::from_pem(format!("{key_pem}\n{cert_pem}").as_bytes()).unwrap();
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&server_cert).unwrap())
+            .identity(identity)
+            .build()
+            .unwrap()
+    }
+
+    /// `GET path` through `client`, with no token.
+    pub async fn get_with(&self, client: &reqwest::Client, path: &str) -> Resp {
+        let resp = client
+            .get(format!("{}{}", self.base, path))
+            .send()
+            .await
+            .expect("request sent");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.unwrap();
+        Resp {
+            status,
+            headers,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+}
+
+impl TestApp {
+    /// A request through `client` (e.g. one presenting a device certificate), with an optional
+    /// bearer token and JSON body.
+    pub async fn send_with(
+        &self,
+        client: &reqwest::Client,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut req = client.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.unwrap();
+        Resp {
+            status,
+            headers,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+}

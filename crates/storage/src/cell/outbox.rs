@@ -37,6 +37,7 @@ use crate::{StoreError, now_ms};
 /// The events a webhook may subscribe to.
 pub const WEBHOOK_EVENTS: &[&str] = &[
     "contact.created",
+    "staff_access.break_glass",
     "subprocessors.changed",
     "workspace.deletion_scheduled",
 ];

@@ -77,6 +77,10 @@ pub struct LifecycleReport {
     pub workspaces_purged: Vec<String>,
     pub erasures_resumed: usize,
     pub archives_expired: usize,
+    /// Staff grants whose end (expiry, or a break-glass grant nobody confirmed) was recorded.
+    pub staff_grants_ended: usize,
+    /// Access reviews: items revoked at a deadline, campaigns closed or started.
+    pub access_review: super::ReviewSweep,
 }
 
 impl LifecycleReport {
@@ -88,6 +92,18 @@ impl LifecycleReport {
 /// One purge entry per table: "is anything left?", "how many rows?" (for the dry run) and
 /// "delete the next batch" (`$1` workspace, `$2` batch size). Children before parents, so foreign keys hold at every commit.
 const PURGE: &[(&str, &str, &str, &str)] = &[
+    (
+        "staff_grants",
+        "SELECT 1 FROM staff_grants WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM staff_grants WHERE workspace_id = $1",
+        "DELETE FROM staff_grants WHERE workspace_id = $1 AND id IN (SELECT id FROM staff_grants WHERE workspace_id = $1 LIMIT $2)",
+    ),
+    (
+        "access_review_items",
+        "SELECT 1 FROM access_review_items WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM access_review_items WHERE workspace_id = $1",
+        "DELETE FROM access_review_items WHERE workspace_id = $1 AND id IN (SELECT id FROM access_review_items WHERE workspace_id = $1 LIMIT $2)",
+    ),
     (
         "subject_disclosures",
         "SELECT 1 FROM subject_disclosures WHERE workspace_id = $1 LIMIT 1",
@@ -231,6 +247,12 @@ const PURGE: &[(&str, &str, &str, &str)] = &[
         "SELECT 1 FROM workspace_security WHERE workspace_id = $1 LIMIT 1",
         "SELECT COUNT(*) FROM workspace_security WHERE workspace_id = $1",
         "DELETE FROM workspace_security WHERE workspace_id = $1 AND $2 > 0",
+    ),
+    (
+        "workspace_staff_access",
+        "SELECT 1 FROM workspace_staff_access WHERE workspace_id = $1 LIMIT 1",
+        "SELECT COUNT(*) FROM workspace_staff_access WHERE workspace_id = $1",
+        "DELETE FROM workspace_staff_access WHERE workspace_id = $1 AND $2 > 0",
     ),
     (
         "workspace_retention",
@@ -757,22 +779,41 @@ impl Cell {
 
     /// The lifecycle work of a retention sweep at `as_of_ms`: inactivity notices and
     /// deletions, the purge of deleted workspaces, erasures to finish after a crash, access
-    /// archives past their 7 days.
+    /// archives past their 7 days, and access reviews on the default schedule
+    /// ([`super::ReviewSchedule::default`]).
     pub async fn lifecycle_sweep(
         &self,
         as_of_ms: i64,
         batch: i64,
     ) -> Result<LifecycleReport, StoreError> {
+        self.lifecycle_sweep_with(as_of_ms, batch, super::ReviewSchedule::default())
+            .await
+    }
+
+    /// [`Cell::lifecycle_sweep`] with the access-review schedule of the configuration
+    /// (`[staff] review_every_days`, `review_window_days`).
+    pub async fn lifecycle_sweep_with(
+        &self,
+        as_of_ms: i64,
+        batch: i64,
+        reviews: super::ReviewSchedule,
+    ) -> Result<LifecycleReport, StoreError> {
         let (noticed, deleted) = self.workspace_inactivity_sweep(as_of_ms, batch).await?;
         let purged = self.purge_deleted_workspaces(batch.max(100)).await?;
         let erasures_resumed = self.resume_erasures().await?;
         let archives_expired = self.expire_access_archives(as_of_ms).await?;
+        let staff_grants_ended = self.staff_grant_sweep(as_of_ms).await?;
+        let access_review = self
+            .access_review_sweep(as_of_ms, reviews.every_ms, reviews.window_ms)
+            .await?;
         Ok(LifecycleReport {
             inactivity_notices: noticed.iter().map(ToString::to_string).collect(),
             workspaces_deleted: deleted.iter().map(ToString::to_string).collect(),
             workspaces_purged: purged.iter().map(ToString::to_string).collect(),
             erasures_resumed,
             archives_expired,
+            staff_grants_ended,
+            access_review,
         })
     }
 

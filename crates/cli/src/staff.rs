@@ -1,0 +1,188 @@
+//! `interlock staff add|list|disable`: the operator's staff members (docs/staff-access.md),
+//! offline over a data folder. Staff are principals of one region and hold no standing access
+//! to any workspace; `add` prints the member's TOTP secret once (for their authenticator app).
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use interlock_domain::{Email, Region, StaffId, StaffRole};
+use serde::Serialize;
+
+use crate::config::StoreArgs;
+use crate::staff_device::{open, regions};
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// The staff member's work email.
+    #[arg(long)]
+    pub email: String,
+    /// support, engineer or approver.
+    #[arg(long)]
+    pub role: String,
+    /// The region the member works in; may be left out when the data folder holds one region.
+    #[arg(long)]
+    pub region: Option<Region>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long)]
+    pub region: Option<Region>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DisableArgs {
+    /// The staff member (`sf_…`).
+    #[arg(long)]
+    pub staff_id: String,
+    #[arg(long)]
+    pub region: Option<Region>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Serialize)]
+struct Added {
+    id: String,
+    region: Region,
+    email: String,
+    role: &'static str,
+    /// The TOTP secret (base32) and its otpauth URI: shown once.
+    totp_secret: String,
+    otpauth_uri: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Member {
+    id: String,
+    region: Region,
+    email: String,
+    role: &'static str,
+    created_at: i64,
+    disabled_at: Option<i64>,
+}
+
+fn one_region(store: &StoreArgs, region: Option<Region>) -> Result<Region> {
+    let found = regions(store, region)?;
+    match found.as_slice() {
+        [r] => Ok(*r),
+        _ => bail!("the data folder holds several regions: pass --region"),
+    }
+}
+
+pub async fn add(args: AddArgs) -> Result<()> {
+    let email = Email::parse(&args.email).map_err(|e| anyhow::anyhow!("--email: {}", e.message))?;
+    let role =
+        StaffRole::parse(&args.role).map_err(|e| anyhow::anyhow!("--role: {}", e.message))?;
+    let region = one_region(&args.store, args.region)?;
+    let (cell, _) = open(&args.store, region).await?;
+    let r = cell.add_staff(&email, role).await;
+    cell.close().await;
+    let (member, secret) = match r {
+        Err(interlock_storage::StoreError::Conflict("staff_email_taken")) => {
+            bail!("a staff member with this email exists in region {region}")
+        }
+        other => other.context("adding the staff member")?,
+    };
+    let out = Added {
+        id: member.id.to_string(),
+        region,
+        email: member.email.clone(),
+        role: member.role.as_str(),
+        totp_secret: secret.base32(),
+        otpauth_uri: secret.otpauth_uri("Interlock staff", &member.email)?,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        println!(
+            "staff member {} ({}, {}) added in region {region}",
+            out.id, out.email, out.role
+        );
+        println!(
+            "TOTP secret (shown once; add it to their authenticator): {}",
+            out.totp_secret
+        );
+        println!("{}", out.otpauth_uri);
+        println!(
+            "next: interlock staff device issue --staff-id {} --name <device> --out <folder>",
+            out.id
+        );
+    }
+    Ok(())
+}
+
+pub async fn list(args: ListArgs) -> Result<()> {
+    let mut out = Vec::new();
+    for region in regions(&args.store, args.region)? {
+        let (cell, _) = open(&args.store, region).await?;
+        let members = cell.list_staff().await;
+        cell.close().await;
+        for m in members? {
+            out.push(Member {
+                id: m.id.to_string(),
+                region,
+                email: m.email,
+                role: m.role.as_str(),
+                created_at: m.created_at,
+                disabled_at: m.disabled_at,
+            });
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::json!({ "staff": out }));
+    } else {
+        for m in &out {
+            let state = if m.disabled_at.is_some() {
+                "disabled"
+            } else {
+                "active"
+            };
+            println!(
+                "{}  {}  {:<8}  {}  {}",
+                m.id, m.region, m.role, state, m.email
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn disable(args: DisableArgs) -> Result<()> {
+    let id =
+        StaffId::parse(&args.staff_id).map_err(|e| anyhow::anyhow!("--staff-id: {}", e.message))?;
+    for region in regions(&args.store, args.region)? {
+        let (cell, _) = open(&args.store, region).await?;
+        let r = match cell.get_staff(&id).await {
+            Ok(_) => Some(cell.disable_staff(&id, interlock_storage::now_ms()).await),
+            Err(interlock_storage::StoreError::NotFound) => None,
+            Err(e) => {
+                cell.close().await;
+                return Err(e.into());
+            }
+        };
+        cell.close().await;
+        match r {
+            Some(Ok(())) => {
+                println!(
+                    "staff member {id} disabled in region {region}: sessions ended, grants stopped"
+                );
+                return Ok(());
+            }
+            Some(Err(interlock_storage::StoreError::NotFound)) => {
+                bail!("staff member {id} is already disabled")
+            }
+            Some(Err(e)) => return Err(e.into()),
+            None => {}
+        }
+    }
+    bail!("no staff member {id}")
+}

@@ -1,0 +1,668 @@
+//! Operator staff access through the real server (mutual TLS, router, stores), on SQLite and
+//! PostgreSQL, with a clock the test moves: staff sign in from their own trusted device, hold
+//! no standing access (404 on every workspace object), ask for a grant with a reason and a
+//! ticket, are approved by another staff member (and, where the workspace requires it, a
+//! workspace admin), read exactly what the grant allows until it expires or is revoked, and
+//! every request under the grant is in the workspace's activity log. Break-glass grants start
+//! at once and end unless a second person confirms them within an hour.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::disallowed_types,
+    clippy::disallowed_methods
+)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Resp, Store, TestApp, assert_problem, text};
+use interlock_crypto::DeviceCa;
+use interlock_crypto::totp::TotpSecret;
+use interlock_domain::{Email, Region, StaffRole};
+use interlock_storage::{Clock, OffsetClock};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+store_tests!(
+    grants_are_just_in_time_scoped_and_logged,
+    workspace_approval_and_revocation,
+    break_glass_needs_a_second_person,
+);
+
+/// A staff member with their own trusted device and a signed-in session.
+struct Staff {
+    id: String,
+    client: reqwest::Client,
+    session: String,
+    secret: TotpSecret,
+}
+
+async fn send(
+    app: &TestApp,
+    client: &reqwest::Client,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Resp {
+    app.send_with(client, method, path, token, body).await
+}
+
+fn code(secret: &TotpSecret, clock: &OffsetClock) -> String {
+    secret.code_at(u64::try_from(clock.now_ms() / 1000).unwrap())
+}
+
+/// Add a staff member, issue and register their device, sign them in.
+async fn staff(app: &TestApp, clock: &OffsetClock, email: &str, role: StaffRole) -> Staff {
+    let cell = app.cell(Region::Eu);
+    let (member, secret) = cell
+        .add_staff(&Email::parse(email).unwrap(), role)
+        .await
+        .unwrap();
+    let device = DeviceCa::open_or_create(&app.settings.key_dir(), Region::Eu)
+        .unwrap()
+        .issue(member.id.as_str(), "laptop", 30)
+        .unwrap();
+    cell.register_staff_device(&device).await.unwrap();
+    let client = app.client_with_certificate(&device.cert_pem, &device.key_pem);
+    let r = send(
+        app,
+        &client,
+        Method::POST,
+        "/v1/staff/sessions",
+        None,
+        Some(json!({"staff_id": member.id.as_str(), "code": code(&secret, clock)})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["role"], role.as_str());
+    Staff {
+        id: member.id.to_string(),
+        client,
+        session: text(&r.body["token"]),
+        secret,
+    }
+}
+
+impl Staff {
+    async fn call(&self, app: &TestApp, m: Method, path: &str, body: Option<Value>) -> Resp {
+        send(app, &self.client, m, path, Some(&self.session), body).await
+    }
+
+    /// A request under a grant token, from this member's device.
+    async fn with_grant(&self, app: &TestApp, grant: &str, m: Method, path: &str) -> Resp {
+        send(app, &self.client, m, path, Some(grant), None).await
+    }
+}
+
+async fn spawn(store: Store) -> (TestApp, Arc<OffsetClock>) {
+    let clock = Arc::new(OffsetClock::new(0));
+    let c = clock.clone();
+    let app = TestApp::spawn_with(store, move |s| {
+        s.retention.sweep_every_s = 1;
+        s.clock = c;
+        // Webhook receivers of these tests are plain-http addresses that nothing delivers to.
+        s.outbound.allow_insecure_http = true;
+        s.outbound.poll_interval_ms = 3_600_000;
+    })
+    .await;
+    (app, clock)
+}
+
+/// The workspace's activity entries of one type.
+async fn entries(app: &TestApp, token: &str, kind: &str) -> Vec<Value> {
+    let r = app
+        .get(
+            &format!("/v1/activity-logs?types={kind}&per_page=100"),
+            token,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.body["data"].as_array().unwrap().clone()
+}
+
+async fn grants_are_just_in_time_scoped_and_logged(store: Store) {
+    let (app, clock) = spawn(store).await;
+    let (ws, token) = app.workspace("eu").await;
+    let contact = app
+        .contact(&token, json!({"email": "case@example.com"}))
+        .await;
+    let alice = staff(&app, &clock, "alice@operator.example", StaffRole::Support).await;
+    let bob = staff(&app, &clock, "bob@operator.example", StaffRole::Approver).await;
+
+    // A staff session reaches no workspace object: without a grant there is nothing to find.
+    for path in [format!("/v1/contacts/{contact}"), "/v1/contacts".to_owned()] {
+        let r = alice.call(&app, Method::GET, &path, None).await;
+        assert_problem(&r, 404, "not_found");
+    }
+    // Signing in as alice from bob's device, or with a replayed code, is refused.
+    let r = send(
+        &app,
+        &bob.client,
+        Method::POST,
+        "/v1/staff/sessions",
+        None,
+        Some(json!({"staff_id": alice.id, "code": code(&alice.secret, &clock)})),
+    )
+    .await;
+    assert_problem(&r, 401, "invalid_credentials");
+    let r = send(
+        &app,
+        &alice.client,
+        Method::POST,
+        "/v1/staff/sessions",
+        None,
+        Some(json!({"staff_id": alice.id, "code": code(&alice.secret, &clock)})),
+    )
+    .await;
+    assert_problem(&r, 401, "invalid_credentials");
+    // A session token without the device is refused.
+    let r = app.get("/v1/staff/me", &alice.session).await;
+    assert_problem(&r, 401, "device_certificate_required");
+    let me = alice.call(&app, Method::GET, "/v1/staff/me", None).await;
+    assert_eq!(me.body["staff_id"], alice.id.as_str());
+
+    // Bad asks: no reason, a permission that would outlive the grant, too long.
+    let ask = |reason: &str, perms: Value, duration: i64| {
+        json!({"workspace_id": ws, "permissions": perms, "reason": reason,
+            "ticket": "SUP-1234", "duration_s": duration})
+    };
+    for (body, code) in [
+        (ask("", json!(["contacts.read"]), 3600), "reason_required"),
+        (
+            ask("debug", json!(["contacts.read", "api_tokens.manage"]), 3600),
+            "permission_not_grantable",
+        ),
+        (
+            ask("debug", json!(["contacts.read"]), 14_401),
+            "out_of_range",
+        ),
+        (ask("debug", json!(["contacts.read"]), 59), "out_of_range"),
+        (ask("debug", json!(["no.such"]), 3600), "unknown_permission"),
+    ] {
+        let r = alice
+            .call(&app, Method::POST, "/v1/staff/access-requests", Some(body))
+            .await;
+        assert_eq!(r.status, 422, "{code}: {:?}", r.body);
+        assert_eq!(r.body["code"], code, "{:?}", r.body);
+    }
+    let r = alice
+        .call(
+            &app,
+            Method::POST,
+            "/v1/staff/access-requests",
+            Some(
+                json!({"workspace_id": "ws_us_00000000000000000000000000000000",
+                "permissions": ["contacts.read"], "reason": "r", "ticket": "t"}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 404, "another region's workspace: {:?}", r.body);
+
+    let asked = alice
+        .call(
+            &app,
+            Method::POST,
+            "/v1/staff/access-requests",
+            Some(ask(
+                "customer cannot see their import",
+                json!(["contacts.read"]),
+                3600,
+            )),
+        )
+        .await;
+    assert_eq!(asked.status, 201, "{:?}", asked.body);
+    assert_eq!(asked.body["status"], "pending");
+    let grant_id = text(&asked.body["id"]);
+    let grant = text(&asked.body["token"]);
+    assert!(grant.starts_with("ilg_"), "{grant}");
+    let contact_path = format!("/v1/contacts/{contact}");
+    // Not approved yet: the token does nothing.
+    let r = alice
+        .with_grant(&app, &grant, Method::GET, &contact_path)
+        .await;
+    assert_problem(&r, 401, "grant_inactive");
+
+    // Approval: not by a non-approver, never by oneself.
+    let r = alice
+        .call(
+            &app,
+            Method::POST,
+            &format!("/v1/staff/access-requests/{grant_id}/approve"),
+            None,
+        )
+        .await;
+    assert_problem(&r, 403, "approver_required");
+    let own = bob
+        .call(
+            &app,
+            Method::POST,
+            "/v1/staff/access-requests",
+            Some(ask("on-call", json!(["contacts.read"]), 600)),
+        )
+        .await;
+    assert_eq!(own.status, 201, "{:?}", own.body);
+    let r = bob
+        .call(
+            &app,
+            Method::POST,
+            &format!(
+                "/v1/staff/access-requests/{}/approve",
+                text(&own.body["id"])
+            ),
+            None,
+        )
+        .await;
+    assert_problem(&r, 403, "self_approval");
+    let approved = bob
+        .call(
+            &app,
+            Method::POST,
+            &format!("/v1/staff/access-requests/{grant_id}/approve"),
+            None,
+        )
+        .await;
+    assert_eq!(approved.status, 200, "{:?}", approved.body);
+    assert_eq!(approved.body["status"], "active");
+    let again = bob
+        .call(
+            &app,
+            Method::POST,
+            &format!("/v1/staff/access-requests/{grant_id}/approve"),
+            None,
+        )
+        .await;
+    assert_problem(&again, 409, "grant_not_pending");
+
+    // contacts.read reads contacts and nothing else.
+    let r = alice
+        .with_grant(&app, &grant, Method::GET, &contact_path)
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["email"], "case@example.com");
+    let r = alice
+        .with_grant(&app, &grant, Method::GET, "/v1/conversations")
+        .await;
+    assert_problem(&r, 403, "permission_denied");
+    let r = alice
+        .with_grant(&app, &grant, Method::DELETE, &contact_path)
+        .await;
+    assert_problem(&r, 403, "permission_denied");
+    // Only from alice's own device.
+    let r = send(
+        &app,
+        &app.http,
+        Method::GET,
+        &contact_path,
+        Some(&grant),
+        None,
+    )
+    .await;
+    assert_problem(&r, 401, "device_certificate_required");
+    let r = bob
+        .with_grant(&app, &grant, Method::GET, &contact_path)
+        .await;
+    assert_problem(&r, 401, "device_not_yours");
+
+    // Access transparency: each request under the grant is in the workspace's log, with the
+    // staff member's pseudonymous id, the grant, the reason and the ticket.
+    let used = entries(&app, &token, "staff_access.used").await;
+    assert_eq!(used.len(), 3, "{used:?}");
+    for e in &used {
+        assert_eq!(e["actor"]["type"], "staff");
+        assert_eq!(e["actor"]["id"], alice.id.as_str());
+        assert_eq!(e["metadata"]["grant_id"], grant_id.as_str());
+        assert_eq!(e["metadata"]["reason"], "customer cannot see their import");
+        assert_eq!(e["metadata"]["ticket"], "SUP-1234");
+    }
+    assert!(
+        used.iter()
+            .any(|e| e["metadata"]["route"] == "/v1/contacts/{id}"
+                && e["metadata"]["method"] == "GET"),
+        "{used:?}"
+    );
+    let log =
+        serde_json::to_string(&entries(&app, &token, "staff_access.requested").await).unwrap();
+    assert!(
+        !log.contains("alice@operator.example"),
+        "staff are pseudonymous: {log}"
+    );
+    assert_eq!(entries(&app, &token, "staff_access.started").await.len(), 1);
+
+    // The workspace's admins see the grant.
+    let list = app.get("/v1/workspace/staff-access", &token).await;
+    assert_eq!(list.status, 200, "{:?}", list.body);
+    let listed = list.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == grant_id.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(listed["status"], "active");
+    assert_eq!(listed["reason"], "customer cannot see their import");
+    assert_eq!(listed["staff_approved_by"], bob.id.as_str());
+
+    // After duration_s it is refused, without anything having to run; the sweep then records
+    // the end.
+    clock.set_offset(3_601_000);
+    let r = alice
+        .with_grant(&app, &grant, Method::GET, &contact_path)
+        .await;
+    assert_problem(&r, 401, "grant_inactive");
+    let mut ended = Vec::new();
+    for _ in 0..50 {
+        ended = entries(&app, &token, "staff_access.ended").await;
+        if !ended.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        ended
+            .iter()
+            .any(|e| e["metadata"]["grant_id"] == grant_id.as_str()
+                && e["metadata"]["reason"] == "expired"),
+        "{ended:?}"
+    );
+    assert_eq!(ended[0]["actor"]["type"], "system");
+    app.stop().await;
+}
+
+async fn workspace_approval_and_revocation(store: Store) {
+    let (app, clock) = spawn(store).await;
+    let (ws, token) = app.workspace("eu").await;
+    let contact = app.contact(&token, json!({"email": "x@example.com"})).await;
+    let alice = staff(&app, &clock, "alice@operator.example", StaffRole::Engineer).await;
+    let bob = staff(&app, &clock, "bob@operator.example", StaffRole::Approver).await;
+
+    let bad = app
+        .put(
+            "/v1/workspace/staff-access-settings",
+            &token,
+            json!({"staff_access_approval": "sometimes"}),
+        )
+        .await;
+    assert_problem(&bad, 422, "invalid_value");
+    let set = app
+        .put(
+            "/v1/workspace/staff-access-settings",
+            &token,
+            json!({"staff_access_approval": "required"}),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{:?}", set.body);
+    assert_eq!(
+        app.get("/v1/workspace/staff-access-settings", &token)
+            .await
+            .body["staff_access_approval"],
+        "required"
+    );
+
+    let asked = alice
+        .call(
+            &app,
+            Method::POST,
+            "/v1/staff/access-requests",
+            Some(
+                json!({"workspace_id": ws, "permissions": ["contacts.read", "conversations.read"],
+                "reason": "incident", "ticket": "INC-7"}),
+            ),
+        )
+        .await;
+    assert_eq!(asked.status, 201, "{:?}", asked.body);
+    assert_eq!(asked.body["workspace_approval_required"], true);
+    assert_eq!(asked.body["duration_s"], 14_400, "the cap when omitted");
+    let id = text(&asked.body["id"]);
+    let grant = text(&asked.body["token"]);
+    let path = format!("/v1/contacts/{contact}");
+    // The operator's approver alone is not enough.
+    let r = bob
+        .call(
+            &app,
+            Method::POST,
+            &format!("/v1/staff/access-requests/{id}/approve"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["status"], "pending");
+    assert_problem(
+        &alice.with_grant(&app, &grant, Method::GET, &path).await,
+        401,
+        "grant_inactive",
+    );
+    // A teammate without staff_access.manage cannot approve; an admin can.
+    let r = app
+        .post(
+            &format!("/v1/workspace/staff-access/{id}/approve"),
+            &token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["status"], "active");
+    assert_eq!(
+        alice
+            .with_grant(&app, &grant, Method::GET, &path)
+            .await
+            .status,
+        200
+    );
+    // The admin revokes it: it stops at once.
+    let r = app
+        .post(
+            &format!("/v1/workspace/staff-access/{id}/revoke"),
+            &token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["status"], "revoked");
+    assert_problem(
+        &alice.with_grant(&app, &grant, Method::GET, &path).await,
+        401,
+        "grant_inactive",
+    );
+    let r = app
+        .post(
+            &format!("/v1/workspace/staff-access/{id}/revoke"),
+            &token,
+            json!({}),
+        )
+        .await;
+    assert_problem(&r, 409, "grant_ended");
+    let r = app
+        .post(
+            "/v1/workspace/staff-access/sg_00000000000000000000000000000000/revoke",
+            &token,
+            json!({}),
+        )
+        .await;
+    assert_problem(&r, 404, "not_found");
+    let r = app
+        .post(
+            "/v1/workspace/staff-access/nonsense/revoke",
+            &token,
+            json!({}),
+        )
+        .await;
+    assert_problem(&r, 400, "invalid_id");
+    let ended = entries(&app, &token, "staff_access.ended").await;
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    assert_eq!(ended[0]["metadata"]["reason"], "revoked");
+    assert_eq!(ended[0]["actor"]["type"], "api_token");
+    let approvals = entries(&app, &token, "staff_access.approved").await;
+    assert_eq!(approvals.len(), 2, "{approvals:?}");
+    app.stop().await;
+}
+
+async fn break_glass_needs_a_second_person(store: Store) {
+    let (app, clock) = spawn(store).await;
+    let (ws, token) = app.workspace("eu").await;
+    let contact = app.contact(&token, json!({"email": "y@example.com"})).await;
+    let alice = staff(&app, &clock, "alice@operator.example", StaffRole::Engineer).await;
+    let bob = staff(&app, &clock, "bob@operator.example", StaffRole::Approver).await;
+    let path = format!("/v1/contacts/{contact}");
+    let body = json!({"workspace_id": ws, "permissions": ["contacts.read"],
+        "reason": "outage", "ticket": "INC-9", "duration_s": 7200});
+    // The customer subscribes to break-glass webhooks (the receiver's host is a registered
+    // sub-processor of the region, as every outbound destination must be).
+    let sp = app
+        .post(
+            "/v1/operator/subprocessors",
+            &app.operator,
+            json!({"name": "Pager", "purpose": "On-call alerts", "data_categories": ["system.operations"],
+                "regions": ["eu"], "hosts": ["127.0.0.1"], "deletion_notice_url": "http://127.0.0.1:9/erasure"}),
+        )
+        .await;
+    assert_eq!(sp.status, 201, "{:?}", sp.body);
+    let hook = app
+        .post(
+            "/v1/webhooks",
+            &token,
+            json!({"url": "http://127.0.0.1:9/hook", "events": ["staff_access.break_glass"]}),
+        )
+        .await;
+    assert_eq!(hook.status, 201, "{:?}", hook.body);
+
+    // Starts at once, with a high-severity entry.
+    let first = alice
+        .call(
+            &app,
+            Method::POST,
+            "/v1/staff/break-glass",
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    assert_eq!(first.body["status"], "active");
+    assert_eq!(first.body["kind"], "break_glass");
+    let first_token = text(&first.body["token"]);
+    assert_eq!(
+        alice
+            .with_grant(&app, &first_token, Method::GET, &path)
+            .await
+            .status,
+        200
+    );
+    let glass = entries(&app, &token, "staff_access.break_glass").await;
+    assert_eq!(glass.len(), 1, "{glass:?}");
+    assert_eq!(glass[0]["metadata"]["reason"], "outage", "{glass:?}");
+    let types = app
+        .call(Method::GET, "/v1/activity-log-event-types", None, None)
+        .await;
+    let t = types.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "staff_access.break_glass")
+        .cloned()
+        .unwrap();
+    assert_eq!(t["severity"], "high");
+    assert_eq!(t["emitted"], true);
+    let ws_id = interlock_domain::WorkspaceId::parse(&ws).unwrap();
+    let deliveries = app.cell(Region::Eu).deliveries(&ws_id, 100).await.unwrap();
+    assert_eq!(
+        deliveries
+            .iter()
+            .filter(|d| d.event == "staff_access.break_glass")
+            .count(),
+        1,
+        "{deliveries:?}"
+    );
+
+    // A second one, confirmed by bob; alice cannot confirm (not an approver).
+    let second = alice
+        .call(&app, Method::POST, "/v1/staff/break-glass", Some(body))
+        .await;
+    let second_id = text(&second.body["id"]);
+    let second_token = text(&second.body["token"]);
+    let r = alice
+        .call(
+            &app,
+            Method::POST,
+            &format!("/v1/staff/access-requests/{second_id}/confirm"),
+            None,
+        )
+        .await;
+    assert_problem(&r, 403, "approver_required");
+    let r = bob
+        .call(
+            &app,
+            Method::POST,
+            &format!("/v1/staff/access-requests/{second_id}/confirm"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["confirmed_by"], bob.id.as_str());
+
+    // An hour on: the unconfirmed one has stopped; the confirmed one still works.
+    clock.set_offset(3_600_000 + 60_000);
+    assert_problem(
+        &alice
+            .with_grant(&app, &first_token, Method::GET, &path)
+            .await,
+        401,
+        "grant_inactive",
+    );
+    assert_eq!(
+        alice
+            .with_grant(&app, &second_token, Method::GET, &path)
+            .await
+            .status,
+        200
+    );
+    // Too late to confirm the first.
+    let r = bob
+        .call(
+            &app,
+            Method::POST,
+            &format!(
+                "/v1/staff/access-requests/{}/confirm",
+                text(&first.body["id"])
+            ),
+            None,
+        )
+        .await;
+    assert_problem(&r, 409, "grant_not_confirmable");
+    let mut ended = Vec::new();
+    for _ in 0..50 {
+        ended = entries(&app, &token, "staff_access.ended").await;
+        if !ended.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    assert_eq!(ended[0]["metadata"]["reason"], "unconfirmed");
+    let listed = bob
+        .call(&app, Method::GET, "/v1/staff/access-requests", None)
+        .await;
+    let first_listed = listed.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == first.body["id"])
+        .cloned()
+        .unwrap();
+    assert_eq!(first_listed["status"], "revoked", "{first_listed:?}");
+    assert_eq!(first_listed["revoked_by"], "system");
+    // Disabling the staff member stops their grants at once.
+    let alice_id = interlock_domain::StaffId::parse(&alice.id).unwrap();
+    app.cell(Region::Eu)
+        .disable_staff(&alice_id, clock.now_ms())
+        .await
+        .unwrap();
+    assert_problem(
+        &alice
+            .with_grant(&app, &second_token, Method::GET, &path)
+            .await,
+        401,
+        "grant_inactive",
+    );
+    app.stop().await;
+}
