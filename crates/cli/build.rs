@@ -6,7 +6,11 @@ use std::fmt::Write;
 fn main() {
     let lock = concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock");
     println!("cargo:rerun-if-changed={lock}");
-    let text = std::fs::read_to_string(lock).unwrap_or_default();
+    // A missing lock file must fail the build, not yield an empty dependency list.
+    let text = match std::fs::read_to_string(lock) {
+        Ok(t) => t,
+        Err(e) => panic!("cannot read {lock}: {e}"),
+    };
     let mut rows = Vec::new();
     for block in text.split("[[package]]").skip(1) {
         let field = |key: &str| {

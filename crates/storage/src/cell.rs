@@ -43,11 +43,13 @@ pub use activity::{
     RawActivity, StoredActivity,
 };
 pub use backup::{BackupSummary, Progress, RestoreSummary, restore, schema_version};
+#[doc(hidden)]
+pub use datarequests::ERASURES_OF;
 pub use datarequests::{
     ACCESS_ARCHIVE_TTL_MS, DataRequest, DataRequestKind, Erasure, SubjectRef, principal_of,
     receipt_counts,
 };
-pub use deletion::DeletionCounts;
+pub use deletion::{DeletionCounts, SUBJECT_KEYS_OF};
 pub use messenger::{MessengerSecret, MessengerSession, SessionScope};
 pub use outbox::{
     DeliveryInfo, DeliveryKind, DeliveryOutcome, DueDelivery, ERASURE_NOTICE_TYPE, MAX_WEBHOOKS,

@@ -2427,8 +2427,8 @@ pub static DATA_MAP: &[Collection] = &[
             },
             Field {
                 name: "name",
-                data_category: "user.device",
-                description: "The device's name (e.g. `alice-laptop`).",
+                data_category: SYS_OPS,
+                description: "The operator's label for the device, also in the certificate (name devices by asset tag, e.g. `laptop-0042`, not by person: the staff member is `staff_id`).",
                 ..STAFF
             },
             Field {

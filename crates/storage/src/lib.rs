@@ -27,6 +27,8 @@ pub use cell::{
     SessionPrincipal, SessionScope, StoredActivity, Teammate, TokenPrincipal, TokenScope,
     VISITOR_MAX_AGE_MS,
 };
+#[doc(hidden)]
+pub use cell::{ERASURES_OF, SUBJECT_KEYS_OF};
 pub use cell::{EXPIRED_TOKEN_KEEP_MS, THROTTLE_QUIET_MS, VISITOR_BATCH_MAX, VisitorBatch};
 pub use cell::{GrantPrincipal, STAFF_SESSION_MS, StaffGrant, StaffMember, StaffPrincipal};
 pub use cell::{

@@ -246,6 +246,11 @@ fn archive_name(name: &str) -> String {
     }
 }
 
+/// A subject's erasure requests (unsorted: the first is picked in code, so the subject index
+/// serves the read). Public for the query-plan test.
+#[doc(hidden)]
+pub const ERASURES_OF: &str = "SELECT id, type, status, subject_id, requested_by, receipt_id, archive_bytes, created_at, completed_at, expires_at FROM data_requests WHERE workspace_id = $1 AND subject_id = $2 AND type = 'erasure'";
+
 impl Cell {
     /// The contact a request names. `NotFound` when none matches.
     pub async fn resolve_subject(
@@ -277,16 +282,26 @@ impl Cell {
         ws: &WorkspaceId,
         subject: &ContactId,
     ) -> Result<Option<Erasure>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, type, status, subject_id, requested_by, receipt_id, archive_bytes, created_at, completed_at, expires_at FROM data_requests WHERE workspace_id = $1 AND subject_id = $2 AND type = 'erasure' ORDER BY id LIMIT 1",
-        )
-        .bind(ws.as_str())
-        .bind(subject.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::Db)?;
-        let Some(row) = row else { return Ok(None) };
-        let request = request_from(&row)?;
+        // The first erasure of the subject, picked here: `ORDER BY id LIMIT 1` would make SQLite
+        // walk the primary key over every request of the workspace instead of the subject
+        // index (a subject has one erasure, rarely more).
+        let rows = sqlx::query(ERASURES_OF)
+            .bind(ws.as_str())
+            .bind(subject.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::Db)?;
+        let mut first: Option<(String, &sqlx::any::AnyRow)> = None;
+        for row in &rows {
+            let id: String = col(row, "id")?;
+            if first.as_ref().is_none_or(|(f, _)| id < *f) {
+                first = Some((id, row));
+            }
+        }
+        let Some((_, row)) = first else {
+            return Ok(None);
+        };
+        let request = request_from(row)?;
         let receipt_id = request
             .receipt_id
             .as_deref()
