@@ -632,6 +632,24 @@ impl Cell {
             .with("expires_at_ms", now_ms + g.duration_s * 1000)
     }
 
+    /// The four-eyes rule, in one place: only an approver may approve or confirm a grant, and
+    /// never their own.
+    async fn grant_for_second_person(
+        &self,
+        ws: &WorkspaceId,
+        id: &StaffGrantId,
+        who: &StaffPrincipal,
+    ) -> Result<StaffGrant, StoreError> {
+        if !who.role.can_approve() {
+            return Err(StoreError::Conflict("not_an_approver"));
+        }
+        let g = self.get_staff_grant(ws, id).await?;
+        if g.staff_id == who.staff_id {
+            return Err(StoreError::Conflict("self_approval"));
+        }
+        Ok(g)
+    }
+
     /// An approver's approval of a pending request. Self-approval and approval by a member
     /// without the approver role are refused; if a workspace admin must approve too, the
     /// grant starts only when both have.
@@ -642,13 +660,7 @@ impl Cell {
         approver: &StaffPrincipal,
         now_ms: i64,
     ) -> Result<StaffGrant, StoreError> {
-        if !approver.role.can_approve() {
-            return Err(StoreError::Conflict("not_an_approver"));
-        }
-        let g = self.get_staff_grant(ws, id).await?;
-        if g.staff_id == approver.staff_id {
-            return Err(StoreError::Conflict("self_approval"));
-        }
+        let g = self.grant_for_second_person(ws, id, approver).await?;
         if g.kind != GrantKind::Request
             || g.state.staff_approved_at.is_some()
             || g.status(now_ms) != GrantStatus::Pending
@@ -745,13 +757,7 @@ impl Cell {
         confirmer: &StaffPrincipal,
         now_ms: i64,
     ) -> Result<StaffGrant, StoreError> {
-        if !confirmer.role.can_approve() {
-            return Err(StoreError::Conflict("not_an_approver"));
-        }
-        let g = self.get_staff_grant(ws, id).await?;
-        if g.staff_id == confirmer.staff_id {
-            return Err(StoreError::Conflict("self_approval"));
-        }
+        let g = self.grant_for_second_person(ws, id, confirmer).await?;
         if g.kind != GrantKind::BreakGlass
             || g.state.confirmed_at.is_some()
             || g.status(now_ms) != GrantStatus::Active
