@@ -69,6 +69,7 @@ pub fn spawn_retention(
     settings: &RetentionSettings,
     staff: &crate::staff_settings::StaffSettings,
     clock: Arc<dyn interlock_storage::Clock>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let every = Duration::from_secs(settings.sweep_every_s);
     let reviews = crate::routes::reviews::schedule(staff);
@@ -78,10 +79,17 @@ pub fn spawn_retention(
         loop {
             // At start-up: finish erasures and purges a stop interrupted, at once.
             if !first {
-                tokio::time::sleep(every).await;
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    _ = stop.changed() => return,
+                }
             }
             first = false;
             for cell in cells.values() {
+                // Asked to stop: between steps, never inside one.
+                if *stop.borrow() {
+                    return;
+                }
                 match cell
                     .lifecycle_sweep_with(clock.now_ms(), batch, reviews)
                     .await
@@ -100,6 +108,9 @@ pub fn spawn_retention(
                     Err(e) => {
                         tracing::warn!(region = %cell.region(), error = %e, "workspace lifecycle sweep failed");
                     }
+                }
+                if *stop.borrow() {
+                    return;
                 }
                 match cell.retention_sweep(clock.now_ms(), batch, None).await {
                     Ok(r) if r.total() > 0 => {

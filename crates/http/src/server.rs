@@ -202,17 +202,32 @@ pub struct Running {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     activity: tokio::task::JoinHandle<()>,
     retention: tokio::task::JoinHandle<()>,
+    /// Tells the sweeper to stop after its current step (so no query is cut off mid-flight).
+    retention_stop: tokio::sync::watch::Sender<bool>,
     outbox: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
     /// Stop accepting, let requests in flight finish, close the stores.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.handle.graceful_shutdown(Some(Duration::from_secs(10)));
-        let _ = self.task.await;
+        let _ = (&mut self.task).await;
+        self.stop_tasks().await;
+    }
+
+    /// Stop the background tasks, then close the stores. The sweeper is asked to stop and given
+    /// up to 10 s to finish its step: a sweep aborted inside a query could leave a SQLite
+    /// connection closing in the background after the store is closed (and its WAL behind).
+    async fn stop_tasks(&mut self) {
         self.activity.abort();
-        self.retention.abort();
         self.outbox.abort();
+        let _ = self.retention_stop.send(true);
+        if tokio::time::timeout(Duration::from_secs(10), &mut self.retention)
+            .await
+            .is_err()
+        {
+            self.retention.abort();
+        }
         for cell in self.state.cells.values() {
             cell.close().await;
         }
@@ -236,12 +251,7 @@ impl Running {
                 (&mut self.task).await
             }
         };
-        self.activity.abort();
-        self.retention.abort();
-        self.outbox.abort();
-        for cell in self.state.cells.values() {
-            cell.close().await;
-        }
+        self.stop_tasks().await;
         res.map_err(std::io::Error::other)?
     }
 }
@@ -295,11 +305,13 @@ pub async fn start(
         .map_err(|e| StartError::Invalid(format!("activity sink: {e}")))?;
     let outbox = crate::outbox::spawn(state.cells.clone(), &settings.outbound)
         .map_err(StartError::Invalid)?;
+    let (retention_stop, stop) = tokio::sync::watch::channel(false);
     let retention = crate::activity_tasks::spawn_retention(
         state.cells.clone(),
         &settings.retention,
         &settings.staff,
         settings.clock.clone(),
+        stop,
     );
     let router = app(state.clone());
     listener
@@ -336,6 +348,7 @@ pub async fn start(
         task,
         activity,
         retention,
+        retention_stop,
         outbox,
     })
 }
