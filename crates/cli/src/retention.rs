@@ -50,6 +50,7 @@ struct Lifecycle {
     erasures_resumed: usize,
     archives_expired: usize,
     staff_grants_ended: usize,
+    staff_auth_expired: usize,
 }
 
 impl Lifecycle {
@@ -60,6 +61,7 @@ impl Lifecycle {
         self.erasures_resumed += r.erasures_resumed;
         self.archives_expired += r.archives_expired;
         self.staff_grants_ended += r.staff_grants_ended;
+        self.staff_auth_expired += r.staff_auth_expired;
     }
 }
 
@@ -201,6 +203,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
             println!(
                 "  staff grants whose end was recorded: {}",
                 l.staff_grants_ended
+            );
+        }
+        if l.staff_auth_expired > 0 {
+            println!(
+                "  expired staff sessions and passkey ceremonies deleted: {}",
+                l.staff_auth_expired
             );
         }
     }

@@ -316,6 +316,7 @@ fn api_routes(limits: Limits) -> Router<Arc<AppState>> {
         .route("/v1/openapi.json", get(system::openapi))
         .merge(crate::device::routes())
         .merge(crate::routes::staff::routes())
+        .merge(crate::routes::staff_passkeys::routes())
         .merge(crate::routes::reviews::routes())
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .merge(uploads)

@@ -6,8 +6,8 @@ use utoipa::{Modify, OpenApi};
 use crate::dto;
 use crate::routes::{
     access, activity, auth, contacts, conversations, datamap, datarequests, events, messenger,
-    operator, passkeys, retention, reviews, staff, subprocessors, system, teammates, webhooks,
-    workspace,
+    operator, passkeys, retention, reviews, staff, staff_passkeys, subprocessors, system,
+    teammates, webhooks, workspace,
 };
 
 struct Security;
@@ -89,6 +89,12 @@ impl Modify for Security {
         staff::sign_in,
         staff::sign_out,
         staff::me,
+        staff_passkeys::start_registration,
+        staff_passkeys::finish_registration,
+        staff_passkeys::list,
+        staff_passkeys::remove,
+        staff_passkeys::start_login,
+        staff_passkeys::login,
         staff::request_access,
         staff::break_glass,
         staff::list,
@@ -210,6 +216,8 @@ impl Modify for Security {
         staff::StaffSessionOut,
         staff::StaffMeOut,
         staff::AccessRequestBody,
+        staff_passkeys::StaffPasskeyChallengeBody,
+        staff_passkeys::StaffPasskeyChallenge,
         staff::GrantOut,
         staff::NewGrantOut,
         staff::GrantList,

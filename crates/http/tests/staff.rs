@@ -29,6 +29,7 @@ store_tests!(
     grants_are_just_in_time_scoped_and_logged,
     workspace_approval_and_revocation,
     break_glass_needs_a_second_person,
+    passkeys_sign_staff_in_from_their_device,
 );
 
 /// A staff member with their own trusted device and a signed-in session.
@@ -665,4 +666,263 @@ async fn break_glass_needs_a_second_person(store: Store) {
         "grant_inactive",
     );
     app.stop().await;
+}
+
+/// Clear the user-verified flag in a registration's authenticator data: an authenticator that
+/// skipped its biometric or PIN check. With `none` attestation nothing signs these bytes, so
+/// only the relying party's own rule can refuse it.
+fn without_user_verification(credential: &mut Value) {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let b64 = text(&credential["response"]["attestationObject"]);
+    let mut cbor = URL_SAFE_NO_PAD.decode(b64.trim_end_matches('=')).unwrap();
+    let at = cbor
+        .windows(8)
+        .position(|w| w == b"authData")
+        .expect("authData in the attestation object")
+        + 8;
+    // A CBOR byte string: 0x58 with a one-byte length, or 0x59 with two.
+    let start = match cbor[at] {
+        0x58 => at + 2,
+        0x59 => at + 3,
+        other => panic!("unexpected CBOR header {other:#x}"),
+    };
+    // authData: rpIdHash (32 bytes), then the flags; UV is bit 2.
+    assert_eq!(cbor[start + 32] & 0x04, 0x04, "the soft key reported UV");
+    cbor[start + 32] &= !0x04;
+    credential["response"]["attestationObject"] = json!(URL_SAFE_NO_PAD.encode(&cbor));
+}
+
+/// A soft authenticator (user verification on, as a biometric check would report) and the
+/// origin it answers for.
+struct Key {
+    soft: webauthn_authenticator_rs::softpasskey::SoftPasskey,
+    origin: webauthn_authenticator_rs::prelude::Url,
+}
+
+impl Key {
+    fn new(app: &TestApp) -> Self {
+        Key {
+            soft: webauthn_authenticator_rs::softpasskey::SoftPasskey::new(true),
+            origin: webauthn_authenticator_rs::prelude::Url::parse(&app.base).unwrap(),
+        }
+    }
+
+    /// Answer a registration challenge (`public_key` of the start's answer).
+    fn register(&mut self, start: &Resp) -> Value {
+        use webauthn_authenticator_rs::WebauthnAuthenticator;
+        let ccr = serde_json::from_value(start.body["public_key"].clone()).unwrap();
+        serde_json::to_value(self.soft.do_registration(self.origin.clone(), ccr).unwrap()).unwrap()
+    }
+
+    /// Answer a sign-in challenge (`public_key` of the challenge's answer).
+    fn sign(&mut self, challenge: &Resp) -> Value {
+        use webauthn_authenticator_rs::WebauthnAuthenticator;
+        let rcr = serde_json::from_value(challenge.body["public_key"].clone()).unwrap();
+        serde_json::to_value(
+            self.soft
+                .do_authentication(self.origin.clone(), rcr)
+                .unwrap(),
+        )
+        .unwrap()
+    }
+}
+
+impl Staff {
+    async fn start_registration(&self, app: &TestApp) -> Resp {
+        let r = self
+            .call(app, Method::POST, "/v1/staff/passkeys/registrations", None)
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        r
+    }
+
+    async fn finish_registration(
+        &self,
+        app: &TestApp,
+        start: &Resp,
+        name: &str,
+        cred: Value,
+    ) -> Resp {
+        let body = json!({"registration_id": text(&start.body["registration_id"]),
+                          "name": name, "credential": cred});
+        self.call(app, Method::POST, "/v1/staff/passkeys", Some(body))
+            .await
+    }
+
+    /// Ask for a passkey sign-in challenge for `who` from this member's device.
+    async fn challenge(&self, app: &TestApp, who: &str) -> Resp {
+        let body = json!({"staff_id": who});
+        let path = "/v1/staff/sessions/passkey-challenges";
+        send(app, &self.client, Method::POST, path, None, Some(body)).await
+    }
+
+    /// Present a sign-in answer from this member's device.
+    async fn answer(&self, app: &TestApp, challenge: &Resp, assertion: Value) -> Resp {
+        let body = json!({"login_id": text(&challenge.body["login_id"]), "credential": assertion});
+        let path = "/v1/staff/sessions/passkey";
+        send(app, &self.client, Method::POST, path, None, Some(body)).await
+    }
+}
+
+async fn passkeys_sign_staff_in_from_their_device(store: Store) {
+    let (app, clock) = spawn(store).await;
+    let alice = staff(&app, &clock, "alice@operator.example", StaffRole::Support).await;
+    let bob = staff(&app, &clock, "bob@operator.example", StaffRole::Approver).await;
+    let mut key = Key::new(&app);
+
+    // No passkey yet: a passkey sign-in is refused with a pointer to TOTP.
+    assert_problem(&alice.challenge(&app, &alice.id).await, 409, "no_passkey");
+
+    // Registration asks for user verification; an answer without it is refused.
+    let start = alice.start_registration(&app).await;
+    assert_eq!(
+        start.body["public_key"]["publicKey"]["authenticatorSelection"]["userVerification"],
+        "required"
+    );
+    let mut unverified = key.register(&start);
+    without_user_verification(&mut unverified);
+    let r = alice
+        .finish_registration(&app, &start, "laptop touch id", unverified)
+        .await;
+    assert_problem(&r, 401, "invalid_passkey");
+
+    // A registration alice started cannot be finished by bob (nor on his device), and the
+    // attempt uses the ceremony up.
+    let start = alice.start_registration(&app).await;
+    let cred = key.register(&start);
+    let r = bob
+        .finish_registration(&app, &start, "laptop touch id", cred.clone())
+        .await;
+    assert_problem(&r, 401, "invalid_passkey");
+    let r = alice
+        .finish_registration(&app, &start, "laptop touch id", cred)
+        .await;
+    assert_problem(&r, 401, "invalid_passkey");
+    let start = alice.start_registration(&app).await;
+    let cred = key.register(&start);
+    let done = alice
+        .finish_registration(&app, &start, "laptop touch id", cred)
+        .await;
+    assert_eq!(done.status, 201, "{:?}", done.body);
+    let passkey_id = text(&done.body["id"]);
+    let listed = alice
+        .call(&app, Method::GET, "/v1/staff/passkeys", None)
+        .await;
+    assert_eq!(listed.body["data"][0]["id"], passkey_id.as_str());
+    assert_eq!(listed.body["data"][0]["name"], "laptop touch id");
+    let theirs = bob
+        .call(&app, Method::GET, "/v1/staff/passkeys", None)
+        .await;
+    assert_eq!(theirs.body["data"], json!([]));
+
+    // Asking for alice's challenge from bob's device is refused.
+    assert_problem(
+        &bob.challenge(&app, &alice.id).await,
+        401,
+        "invalid_credentials",
+    );
+    // An answer presented from another device is refused, and uses the ceremony up.
+    let ch = alice.challenge(&app, &alice.id).await;
+    assert_eq!(ch.status, 200, "{:?}", ch.body);
+    let assertion = key.sign(&ch);
+    assert_problem(
+        &bob.answer(&app, &ch, assertion.clone()).await,
+        401,
+        "invalid_passkey",
+    );
+    assert_problem(
+        &alice.answer(&app, &ch, assertion).await,
+        401,
+        "invalid_passkey",
+    );
+
+    // From her own device, her passkey signs alice in.
+    let ch = alice.challenge(&app, &alice.id).await;
+    let assertion = key.sign(&ch);
+    let ok = alice.answer(&app, &ch, assertion.clone()).await;
+    assert_eq!(ok.status, 201, "{:?}", ok.body);
+    assert_eq!(ok.body["staff_id"], alice.id.as_str());
+    assert_eq!(ok.body["role"], "support");
+    let session = text(&ok.body["token"]);
+    let get = |client: reqwest::Client, path: &'static str| {
+        let (app, session) = (&app, session.clone());
+        async move { send(app, &client, Method::GET, path, Some(&session), None).await }
+    };
+    let me = get(alice.client.clone(), "/v1/staff/me").await;
+    assert_eq!(me.status, 200, "{:?}", me.body);
+    assert_eq!(me.body["staff_id"], alice.id.as_str());
+    // The session is bound to alice's device, and holds no standing access either.
+    let r = get(bob.client.clone(), "/v1/staff/me").await;
+    assert_problem(&r, 401, "invalid_staff_session");
+    let r = get(alice.client.clone(), "/v1/contacts").await;
+    assert_problem(&r, 404, "not_found");
+    // An answer is single use.
+    assert_problem(
+        &alice.answer(&app, &ch, assertion).await,
+        401,
+        "invalid_passkey",
+    );
+    // A tampered signature does not verify.
+    let ch = alice.challenge(&app, &alice.id).await;
+    let mut forged = key.sign(&ch);
+    let sig = text(&forged["response"]["signature"]);
+    let flipped = if sig.starts_with('A') { "B" } else { "A" };
+    forged["response"]["signature"] = json!(format!("{flipped}{}", &sig[1..]));
+    assert_problem(
+        &alice.answer(&app, &ch, forged).await,
+        401,
+        "invalid_passkey",
+    );
+
+    // Bob cannot remove alice's passkey; alice can, and then passkey sign-in is over.
+    let path = format!("/v1/staff/passkeys/{passkey_id}");
+    assert_problem(
+        &bob.call(&app, Method::DELETE, &path, None).await,
+        404,
+        "not_found",
+    );
+    assert_eq!(
+        alice.call(&app, Method::DELETE, &path, None).await.status,
+        204
+    );
+    assert_problem(&alice.challenge(&app, &alice.id).await, 409, "no_passkey");
+
+    // A disabled member's passkey opens nothing.
+    let mut bob_key = Key::new(&app);
+    let start = bob.start_registration(&app).await;
+    let cred = bob_key.register(&start);
+    let done = bob.finish_registration(&app, &start, MARKER, cred).await;
+    assert_eq!(done.status, 201, "{:?}", done.body);
+    let ch = bob.challenge(&app, &bob.id).await;
+    let assertion = bob_key.sign(&ch);
+    let bob_id = interlock_domain::StaffId::parse(&bob.id).unwrap();
+    let cell = app.cell(Region::Eu);
+    cell.disable_staff(&bob_id, clock.now_ms()).await.unwrap();
+    let r = bob.answer(&app, &ch, assertion).await;
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    // Names and credentials are sealed: the name is in no file under the data dir (on
+    // SQLite the store itself is there).
+    assert!(files_with(&app.data_dir(), MARKER.as_bytes()).is_empty());
+}
+
+const MARKER: &str = "yubikey-marker-5c1f0a";
+
+fn files_with(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if std::fs::read(&p)
+                .map(|b| b.windows(needle.len()).any(|w| w == needle))
+                .unwrap_or(false)
+            {
+                hits.push(p.display().to_string());
+            }
+        }
+    }
+    hits
 }

@@ -33,6 +33,7 @@ mod retention;
 mod reviews;
 mod staff;
 mod staff_devices;
+mod staff_passkeys;
 mod subprocessors;
 mod teammates;
 mod tokens;
@@ -68,6 +69,7 @@ pub use reviews::{
 };
 pub use staff::{GrantPrincipal, STAFF_SESSION_MS, StaffGrant, StaffMember, StaffPrincipal};
 pub use staff_devices::StaffDevice;
+pub use staff_passkeys::{StaffCeremony, StoredStaffPasskey};
 pub use subprocessors::{
     RegistryChange, Subprocessor, SubprocessorInput, check_host, normalize_url_host,
 };

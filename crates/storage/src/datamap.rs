@@ -573,6 +573,15 @@ const STAFF_SESSION: Field = Field {
     ..STAFF
 };
 
+/// Base for staff passkey ceremonies (five minutes).
+const STAFF_CEREMONY: Field = Field {
+    data_category: CREDENTIALS,
+    retention: Retention::Expires {
+        seconds: (CEREMONY_TTL_MS / 1000) as u64,
+    },
+    ..STAFF
+};
+
 /// Base for staff grants to a workspace (the workspace's access-transparency record).
 const STAFF_GRANT: Field = Field {
     data_subject: Some(Employee),
@@ -2493,6 +2502,110 @@ pub static DATA_MAP: &[Collection] = &[
         ],
         indexes: &[Index {
             name: "staff_sessions_expires",
+            columns: &["expires_at"],
+            unique: false,
+        }],
+    },
+    Collection {
+        name: "staff_passkeys",
+        kind: CollectionKind::Table,
+        location: DB,
+        description: "Staff members' passkeys (WebAuthn credentials serialised by webauthn-rs; user verification required), sealed under the region's master key.",
+        primary_key: &["id"],
+        fields: &[
+            Field {
+                name: "id",
+                description: "The passkey's id (`pk_…`).",
+                ..STAFF
+            },
+            Field {
+                name: "staff_id",
+                description: "The staff member the passkey belongs to.",
+                ..STAFF
+            },
+            Field {
+                name: "name_ct",
+                data_category: "user.device",
+                encryption: Encryption::MasterKey,
+                description: "The label the staff member gave the authenticator, sealed.",
+                ..STAFF
+            },
+            Field {
+                name: "passkey_ct",
+                data_category: CREDENTIALS,
+                encryption: Encryption::MasterKey,
+                description: "The credential (public key, id, signature counter), sealed.",
+                ..STAFF
+            },
+            Field {
+                name: "master_version",
+                description: "The master key version the sealed fields are under.",
+                ..STAFF
+            },
+            Field {
+                name: "created_at",
+                description: "When the passkey was registered.",
+                ..STAFF
+            },
+        ],
+        indexes: &[Index {
+            name: "staff_passkeys_staff",
+            columns: &["staff_id"],
+            unique: false,
+        }],
+    },
+    Collection {
+        name: "staff_ceremonies",
+        kind: CollectionKind::Table,
+        location: DB,
+        description: "Pending staff passkey registrations and sign-ins: the ceremony state, sealed, five minutes, single use, bound to the trusted device that started it; expired ones are deleted when the next ceremony starts and by the retention sweep.",
+        primary_key: &["token_hash"],
+        fields: &[
+            Field {
+                name: "token_hash",
+                encryption: Encryption::Sha256Hash,
+                description: "SHA-256 of the ceremony token.",
+                ..STAFF_CEREMONY
+            },
+            Field {
+                name: "staff_id",
+                data_category: SYS_OPS,
+                description: "The staff member in the ceremony.",
+                ..STAFF_CEREMONY
+            },
+            Field {
+                name: "device_serial",
+                data_category: SYS_OPS,
+                description: "The trusted device the ceremony was started from (and must finish on).",
+                ..STAFF_CEREMONY
+            },
+            Field {
+                name: "kind",
+                data_category: SYS_OPS,
+                description: "`registration` or `authentication`.",
+                ..STAFF_CEREMONY
+            },
+            Field {
+                name: "state_ct",
+                encryption: Encryption::MasterKey,
+                description: "The ceremony state (challenge), sealed.",
+                ..STAFF_CEREMONY
+            },
+            Field {
+                name: "master_version",
+                data_category: SYS_OPS,
+                description: "The master key version the state is sealed under.",
+                ..STAFF_CEREMONY
+            },
+            Field {
+                name: "expires_at",
+                data_category: SYS_OPS,
+                description: "When the ceremony expires.",
+                ..STAFF_CEREMONY
+            },
+        ],
+        indexes: &[Index {
+            name: "staff_ceremonies_expires",
             columns: &["expires_at"],
             unique: false,
         }],

@@ -590,4 +590,31 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             )",
         ],
     ),
+    (
+        13,
+        &[
+            // Staff passkeys (WebAuthn, user verification required), sealed under the
+            // region's master key, and their pending ceremonies (five minutes, single use,
+            // bound to the trusted device they were started from).
+            "CREATE TABLE staff_passkeys (
+                id TEXT PRIMARY KEY,
+                staff_id TEXT NOT NULL REFERENCES staff (id),
+                name_ct {BYTES} NOT NULL,
+                passkey_ct {BYTES} NOT NULL,
+                master_version BIGINT NOT NULL,
+                created_at BIGINT NOT NULL
+            )",
+            "CREATE INDEX staff_passkeys_staff ON staff_passkeys (staff_id)",
+            "CREATE TABLE staff_ceremonies (
+                token_hash {BYTES} PRIMARY KEY,
+                staff_id TEXT NOT NULL REFERENCES staff (id),
+                device_serial TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                state_ct {BYTES} NOT NULL,
+                master_version BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL
+            )",
+            "CREATE INDEX staff_ceremonies_expires ON staff_ceremonies (expires_at)",
+        ],
+    ),
 ];

@@ -6,27 +6,11 @@
 
 mod common;
 
+cell_tests!(devices, staff_auth_expiry);
+
 use interlock_crypto::DeviceCa;
 use interlock_domain::Region;
-use interlock_storage::{Backend, Cell, CellConfig, StoreError};
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn devices_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = Backend::Sqlite {
-        path: dir.path().join("eu.db"),
-    };
-    devices(backend, dir.path()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn devices_postgres() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = common::PgDb::create("devices").await;
-    let url = db.url.clone();
-    devices(Backend::Postgres { url }, dir.path()).await;
-    db.drop().await;
-}
+use interlock_storage::{Cell, StoreError};
 
 /// A staff row made by hand (the staff module's own API is tested elsewhere).
 async fn staff_row(cell: &Cell, id: &str, disabled_at: Option<i64>) {
@@ -41,16 +25,8 @@ async fn staff_row(cell: &Cell, id: &str, disabled_at: Option<i64>) {
     .unwrap();
 }
 
-async fn devices(backend: Backend, dir: &std::path::Path) {
+async fn devices(cell: Cell, dir: &std::path::Path) {
     let keys = dir.join("keys");
-    let cell = Cell::open(CellConfig {
-        region: Region::Eu,
-        backend,
-        key_dir: keys.clone(),
-        blob_dir: dir.join("blobs"),
-    })
-    .await
-    .unwrap();
     staff_row(&cell, "sf_alice", None).await;
     staff_row(&cell, "sf_bob", None).await;
     staff_row(&cell, "sf_gone", Some(1)).await;
@@ -126,5 +102,121 @@ async fn devices(backend: Backend, dir: &std::path::Path) {
             .revoked_at,
         None
     );
+    cell.close().await;
+}
+
+/// Staff sessions (8 hours) and passkey ceremonies (5 minutes) are gone after the lifecycle
+/// sweep past their expiry, and only those; a disabled member gets no session; a ceremony is
+/// taken once, and the wrong kind takes nothing.
+async fn staff_auth_expiry(cell: Cell, _dir: &std::path::Path) {
+    use interlock_domain::{PasskeyId, StaffId};
+    let alice = StaffId::new();
+    let gone = StaffId::new();
+    staff_row(&cell, alice.as_str(), None).await;
+    staff_row(&cell, gone.as_str(), Some(1)).await;
+    let now = interlock_storage::now_ms();
+    let hour = 3_600_000;
+
+    let old = cell
+        .staff_passkey_sign_in(&alice, "0a", now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        cell.staff_passkey_sign_in(&gone, "0b", now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let ceremony = cell
+        .start_staff_ceremony(&alice, "0a", "authentication", b"state")
+        .await
+        .unwrap();
+    assert!(
+        cell.take_staff_ceremony(ceremony.expose(), "registration")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let taken = cell
+        .take_staff_ceremony(ceremony.expose(), "authentication")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.staff_id, alice);
+    assert_eq!(taken.device_serial, "0a");
+    assert_eq!(taken.state.as_slice(), b"state");
+    assert!(
+        cell.take_staff_ceremony(ceremony.expose(), "authentication")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    cell.start_staff_ceremony(&alice, "0a", "registration", b"state")
+        .await
+        .unwrap();
+
+    // Nothing has expired a minute on (the ceremony lasts five).
+    let r = cell.lifecycle_sweep(now + 60_000, 1000).await.unwrap();
+    assert_eq!(r.staff_auth_expired, 0);
+    assert!(
+        cell.staff_session(old.expose(), "0a", now + 60_000)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // A session opened later outlives the sweep that takes the first one and the ceremony.
+    let later = cell
+        .staff_passkey_sign_in(&alice, "0a", now + 4 * hour)
+        .await
+        .unwrap()
+        .unwrap();
+    let r = cell.lifecycle_sweep(now + 9 * hour, 1000).await.unwrap();
+    assert_eq!(r.staff_auth_expired, 2);
+    assert!(
+        cell.staff_session(later.expose(), "0a", now + 9 * hour)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM staff_sessions")
+        .fetch_one(cell.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+    assert_eq!(
+        cell.lifecycle_sweep(now + 9 * hour, 1000)
+            .await
+            .unwrap()
+            .staff_auth_expired,
+        0
+    );
+
+    // Passkeys: sealed, listed, updated and removed per member only.
+    let (pk, _) = cell
+        .add_staff_passkey(&alice, "alice key", b"{\"cred\":1}")
+        .await
+        .unwrap();
+    assert!(matches!(
+        cell.add_staff_passkey(&gone, "nope", b"{}").await,
+        Err(StoreError::NotFound)
+    ));
+    cell.update_staff_passkey(&alice, &pk, b"{\"cred\":2}")
+        .await
+        .unwrap();
+    let listed = cell.staff_passkeys(&alice).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].name, "alice key");
+    assert_eq!(listed[0].credential.as_slice(), b"{\"cred\":2}");
+    assert!(matches!(
+        cell.delete_staff_passkey(&gone, &pk).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        cell.delete_staff_passkey(&alice, &PasskeyId::new()).await,
+        Err(StoreError::NotFound)
+    ));
+    cell.delete_staff_passkey(&alice, &pk).await.unwrap();
+    assert!(cell.staff_passkeys(&alice).await.unwrap().is_empty());
     cell.close().await;
 }

@@ -15,6 +15,7 @@ pub mod passkeys;
 pub mod retention;
 pub mod reviews;
 pub mod staff;
+pub mod staff_passkeys;
 pub mod subprocessors;
 pub mod system;
 pub mod teammates;

@@ -11,9 +11,10 @@ use interlock_storage::Cell;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use webauthn_rs::prelude::{
-    Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
+    AuthenticationResult, Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
     RegisterPublicKeyCredential, Uuid,
 };
+use zeroize::Zeroizing;
 
 use crate::AppState;
 use crate::dto::{ListOf, LoginResponse};
@@ -29,7 +30,7 @@ fn internal(e: &dyn std::fmt::Display) -> ApiError {
     ApiError::internal(e)
 }
 
-const BAD_CEREMONY: ApiError = ApiError::Unauthorized {
+pub(crate) const BAD_CEREMONY: ApiError = ApiError::Unauthorized {
     code: "invalid_passkey",
     detail: "the passkey response does not verify, or the ceremony expired or was used",
 };
@@ -90,13 +91,113 @@ async fn stored(
     ws: &WorkspaceId,
     teammate: &TeammateId,
 ) -> Result<Vec<(PasskeyId, Passkey)>, ApiError> {
+    let rows = cell.passkeys(ws, teammate).await?;
+    decode(rows.iter().map(|p| (p.id.clone(), p.credential.as_slice())))
+}
+
+// ------------------------------------------------------------------ shared ceremonies
+// Teammates and operator staff run the same WebAuthn ceremonies; only where the state and the
+// credentials are kept differs.
+
+/// An authenticator's answer, as JSON, into the webauthn-rs type (`400 invalid_credential`).
+pub(crate) fn parse_credential<T: serde::de::DeserializeOwned>(
+    credential: serde_json::Value,
+) -> Result<T, ApiError> {
+    serde_json::from_value(credential)
+        .map_err(|e| ApiError::bad_request("invalid_credential", format!("credential: {e}")))
+}
+
+/// Registration options for `user` (excluding the credentials they hold) and the ceremony
+/// state to park: (options JSON, state).
+pub(crate) fn registration_options(
+    webauthn: &webauthn_rs::Webauthn,
+    user: Uuid,
+    name: &str,
+    display_name: &str,
+    existing: &[Passkey],
+) -> Result<(serde_json::Value, Zeroizing<Vec<u8>>), ApiError> {
+    let exclude = existing.iter().map(|p| p.cred_id().clone()).collect();
+    let (ccr, reg) = webauthn
+        .start_passkey_registration(user, name, display_name, Some(exclude))
+        .map_err(|e| internal(&e))?;
+    let state = Zeroizing::new(serde_json::to_vec(&reg).map_err(|e| internal(&e))?);
+    Ok((serde_json::to_value(&ccr).map_err(|e| internal(&e))?, state))
+}
+
+/// Verify a registration answer against the parked state (user verification required); the
+/// new credential, serialised for storage.
+pub(crate) fn registered(
+    webauthn: &webauthn_rs::Webauthn,
+    credential: &RegisterPublicKeyCredential,
+    state: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, ApiError> {
+    let reg: PasskeyRegistration = serde_json::from_slice(state).map_err(|e| internal(&e))?;
+    let passkey = webauthn
+        .finish_passkey_registration(credential, &reg)
+        .map_err(|_| BAD_CEREMONY)?;
+    Ok(Zeroizing::new(
+        serde_json::to_vec(&passkey).map_err(|e| internal(&e))?,
+    ))
+}
+
+/// Sign-in options over `keys` and the ceremony state to park: (options JSON, state).
+pub(crate) fn login_options(
+    webauthn: &webauthn_rs::Webauthn,
+    keys: &[Passkey],
+) -> Result<(serde_json::Value, Zeroizing<Vec<u8>>), ApiError> {
+    let (rcr, auth) = webauthn
+        .start_passkey_authentication(keys)
+        .map_err(|e| internal(&e))?;
+    let state = Zeroizing::new(serde_json::to_vec(&auth).map_err(|e| internal(&e))?);
+    Ok((serde_json::to_value(&rcr).map_err(|e| internal(&e))?, state))
+}
+
+/// Verify a sign-in answer against the parked state; `Ok(None)` when it does not verify.
+pub(crate) fn authenticated(
+    webauthn: &webauthn_rs::Webauthn,
+    credential: &PublicKeyCredential,
+    state: &[u8],
+) -> Result<Option<AuthenticationResult>, ApiError> {
+    let auth: PasskeyAuthentication = serde_json::from_slice(state).map_err(|e| internal(&e))?;
+    Ok(webauthn
+        .finish_passkey_authentication(credential, &auth)
+        .ok())
+}
+
+/// A stored credential's id and its new serialised form.
+pub(crate) type Reserialised = (PasskeyId, Zeroizing<Vec<u8>>);
+
+/// The stored credentials whose signature counter moved with this sign-in (clone
+/// detection), serialised again for storage.
+pub(crate) fn counters_moved(
+    stored: Vec<(PasskeyId, Passkey)>,
+    result: &AuthenticationResult,
+) -> Result<Vec<Reserialised>, ApiError> {
     let mut out = Vec::new();
-    for p in cell.passkeys(ws, teammate).await? {
-        let pk: Passkey = serde_json::from_slice(&p.credential).map_err(|e| internal(&e))?;
-        out.push((p.id, pk));
+    for (id, mut pk) in stored {
+        if pk.update_credential(result) == Some(true) {
+            out.push((
+                id,
+                Zeroizing::new(serde_json::to_vec(&pk).map_err(|e| internal(&e))?),
+            ));
+        }
     }
     Ok(out)
 }
+
+/// Stored credentials, deserialised.
+pub(crate) fn decode<'a>(
+    rows: impl IntoIterator<Item = (PasskeyId, &'a [u8])>,
+) -> Result<Vec<(PasskeyId, Passkey)>, ApiError> {
+    rows.into_iter()
+        .map(|(id, json)| {
+            let pk: Passkey = serde_json::from_slice(json).map_err(|e| internal(&e))?;
+            Ok((id, pk))
+        })
+        .collect()
+}
+
+// ------------------------------------------------------------------ teammates
 
 /// Start registering a passkey for the signed-in teammate.
 #[utoipa::path(post, path = "/v1/auth/two-factor/passkeys/registrations", tag = "auth",
@@ -108,29 +209,26 @@ pub async fn start_registration(
 ) -> Result<Json<PasskeyChallenge>, ApiError> {
     let (ws, me) = (&t.auth.workspace, &t.session.teammate_id);
     let teammate = t.auth.cell.get_teammate(ws, me).await?;
-    let existing = stored(&t.auth.cell, ws, me).await?;
-    let exclude = existing
-        .iter()
-        .map(|(_, p)| p.cred_id().clone())
-        .collect::<Vec<_>>();
-    let (ccr, reg) = state
-        .webauthn
-        .start_passkey_registration(
-            user_uuid(me)?,
-            &teammate.email,
-            &teammate.name,
-            Some(exclude),
-        )
-        .map_err(|e| internal(&e))?;
-    let reg_json = serde_json::to_vec(&reg).map_err(|e| internal(&e))?;
+    let existing: Vec<Passkey> = stored(&t.auth.cell, ws, me)
+        .await?
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    let (public_key, reg) = registration_options(
+        &state.webauthn,
+        user_uuid(me)?,
+        &teammate.email,
+        &teammate.name,
+        &existing,
+    )?;
     let id = t
         .auth
         .cell
-        .start_ceremony(ws, me, REGISTRATION, &reg_json)
+        .start_ceremony(ws, me, REGISTRATION, &reg)
         .await?;
     Ok(Json(PasskeyChallenge {
         registration_id: id.expose().to_owned(),
-        public_key: serde_json::to_value(&ccr).map_err(|e| internal(&e))?,
+        public_key,
     }))
 }
 
@@ -145,8 +243,7 @@ pub async fn finish_registration(
     Json(req): Json<FinishRegistration>,
 ) -> Result<(StatusCode, Json<PasskeyOut>), ApiError> {
     let name = SecretName::parse(&req.name)?;
-    let credential: RegisterPublicKeyCredential = serde_json::from_value(req.credential)
-        .map_err(|e| ApiError::bad_request("invalid_credential", format!("credential: {e}")))?;
+    let credential: RegisterPublicKeyCredential = parse_credential(req.credential)?;
     let (ws, me) = (&t.auth.workspace, &t.session.teammate_id);
     let Some((cws, ctm, reg_json)) = t
         .auth
@@ -159,12 +256,7 @@ pub async fn finish_registration(
     if &cws != ws || &ctm != me {
         return Err(BAD_CEREMONY);
     }
-    let reg: PasskeyRegistration = serde_json::from_slice(&reg_json).map_err(|e| internal(&e))?;
-    let passkey = state
-        .webauthn
-        .finish_passkey_registration(&credential, &reg)
-        .map_err(|_| BAD_CEREMONY)?;
-    let json = zeroize::Zeroizing::new(serde_json::to_vec(&passkey).map_err(|e| internal(&e))?);
+    let json = registered(&state.webauthn, &credential, &reg_json)?;
     let act = t
         .auth
         .activity(ActivityType::PasskeyAdded, Target::kind("passkey"))
@@ -247,18 +339,11 @@ pub(crate) async fn start_login(
         .into_iter()
         .map(|(_, p)| p)
         .collect();
-    let (rcr, auth) = state
-        .webauthn
-        .start_passkey_authentication(&keys)
-        .map_err(|e| internal(&e))?;
-    let auth_json = serde_json::to_vec(&auth).map_err(|e| internal(&e))?;
+    let (options, auth) = login_options(&state.webauthn, &keys)?;
     let id = cell
-        .start_ceremony(ws, teammate, AUTHENTICATION, &auth_json)
+        .start_ceremony(ws, teammate, AUTHENTICATION, &auth)
         .await?;
-    Ok((
-        id.expose().to_owned(),
-        serde_json::to_value(&rcr).map_err(|e| internal(&e))?,
-    ))
+    Ok((id.expose().to_owned(), options))
 }
 
 /// Complete a sign-in with the passkey's answer to the challenge the password step returned.
@@ -272,8 +357,7 @@ pub async fn login(
     RequestSource(source): RequestSource,
     Json(req): Json<PasskeyLogin>,
 ) -> Result<Response, ApiError> {
-    let credential: PublicKeyCredential = serde_json::from_value(req.credential)
-        .map_err(|e| ApiError::bad_request("invalid_credential", format!("credential: {e}")))?;
+    let credential: PublicKeyCredential = parse_credential(req.credential)?;
     let region = interlock_crypto::RegionToken::region_of(
         interlock_crypto::TokenKind::Ceremony,
         &req.login_id,
@@ -296,14 +380,9 @@ pub async fn login(
             detail: "this workspace does not allow sign-ins from this address",
         });
     }
-    let auth: PasskeyAuthentication =
-        serde_json::from_slice(&auth_json).map_err(|e| internal(&e))?;
-    let result = match state
-        .webauthn
-        .finish_passkey_authentication(&credential, &auth)
-    {
-        Ok(r) => r,
-        Err(_) => {
+    let result = match authenticated(&state.webauthn, &credential, &auth_json)? {
+        Some(r) => r,
+        None => {
             let address = format!("ip:{ip}");
             cell.record_login_failure(
                 &ws,
@@ -315,11 +394,8 @@ pub async fn login(
         }
     };
     // Keep the signature counter current (clone detection).
-    for (id, mut pk) in stored(&cell, &ws, &teammate).await? {
-        if pk.update_credential(&result) == Some(true) {
-            let json = zeroize::Zeroizing::new(serde_json::to_vec(&pk).map_err(|e| internal(&e))?);
-            cell.update_passkey(&ws, &teammate, &id, &json).await?;
-        }
+    for (id, json) in counters_moved(stored(&cell, &ws, &teammate).await?, &result)? {
+        cell.update_passkey(&ws, &teammate, &id, &json).await?;
     }
     signed_in(&cell, &ws, &teammate, true, &source, "password+passkey").await
 }

@@ -7,6 +7,7 @@
 
 use interlock_crypto::{RegionToken, TokenHash, TokenKind};
 use interlock_domain::{NewActivity, PasskeyId, TeammateId, WorkspaceId};
+use sqlx::any::AnyRow;
 use zeroize::Zeroizing;
 
 use super::{Cell, Sealer, col, parse_id, ws_key_id};
@@ -189,29 +190,17 @@ impl Cell {
         kind: &'static str,
     ) -> Result<Option<(WorkspaceId, TeammateId, Zeroizing<Vec<u8>>)>, StoreError> {
         let hash = TokenHash::of(presented);
-        let row = sqlx::query(
-            "SELECT workspace_id, teammate_id, state_ct, ws_key_version, expires_at FROM webauthn_ceremonies WHERE token_hash = $1 AND kind = $2",
-        )
-        .bind(hash.as_bytes().as_slice())
-        .bind(kind)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::Db)?;
-        let Some(row) = row else { return Ok(None) };
-        // Single use: whoever deletes the row owns the ceremony.
-        match self
-            .exactly_one(
+        let Some(row) = self
+            .take_once(
+                "SELECT workspace_id, teammate_id, state_ct, ws_key_version, expires_at FROM webauthn_ceremonies WHERE token_hash = $1 AND kind = $2",
                 "DELETE FROM webauthn_ceremonies WHERE token_hash = $1",
-                vec![Arg::Bytes(hash.as_bytes().to_vec())],
+                &hash,
+                kind,
             )
-            .await
-        {
-            Err(StoreError::NotFound) => return Ok(None),
-            other => other?,
-        }
-        if col::<i64>(&row, "expires_at")? <= now_ms() {
+            .await?
+        else {
             return Ok(None);
-        }
+        };
         let ws = parse_id(WorkspaceId::parse(&col::<String>(&row, "workspace_id")?))?;
         if ws.region() != self.region {
             return Ok(None);
@@ -224,6 +213,37 @@ impl Cell {
         let state = Sealer::new("webauthn_ceremonies", &k.aead, &ws, &record, &key_id)
             .open_bytes(kind, &col::<Vec<u8>>(&row, "state_ct")?)?;
         Ok(Some((ws, tm, state)))
+    }
+
+    /// The single-use take of a ceremony row: `select` (`$1` token hash, `$2` kind) finds it
+    /// and `delete` (`$1` token hash) removes it. The row comes back only to the caller whose
+    /// delete removed it, and only while unexpired (its `expires_at`).
+    pub(super) async fn take_once(
+        &self,
+        select: &'static str,
+        delete: &'static str,
+        hash: &TokenHash,
+        kind: &str,
+    ) -> Result<Option<AnyRow>, StoreError> {
+        let row = sqlx::query(select)
+            .bind(hash.as_bytes().as_slice())
+            .bind(kind)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::Db)?;
+        let Some(row) = row else { return Ok(None) };
+        // Single use: whoever deletes the row owns the ceremony.
+        match self
+            .exactly_one(delete, vec![Arg::Bytes(hash.as_bytes().to_vec())])
+            .await
+        {
+            Err(StoreError::NotFound) => return Ok(None),
+            other => other?,
+        }
+        if col::<i64>(&row, "expires_at")? <= now_ms() {
+            return Ok(None);
+        }
+        Ok(Some(row))
     }
 
     /// How many passkeys a teammate has.

@@ -274,16 +274,7 @@ impl Cell {
                     vec![Arg::Text(id.to_string()), Arg::Int(step)],
                 )
                 .expect(1),
-                Stmt::new(
-                    "INSERT INTO staff_sessions (token_hash, staff_id, device_serial, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-                    vec![
-                        Arg::Bytes(token.hash().as_bytes().to_vec()),
-                        Arg::Text(id.to_string()),
-                        Arg::Text(device_serial.to_owned()),
-                        Arg::Int(now_ms),
-                        Arg::Int(now_ms + STAFF_SESSION_MS),
-                    ],
-                ),
+                Self::staff_session_stmt(&token, id, device_serial, now_ms),
             ])
             .await;
         match r {
@@ -291,6 +282,27 @@ impl Cell {
             Err(StoreError::NotFound) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// The insert of a new session (8 hours, bound to the device); it fails with `NotFound`
+    /// when the member is disabled.
+    pub(super) fn staff_session_stmt(
+        token: &RegionToken,
+        id: &StaffId,
+        device_serial: &str,
+        now_ms: i64,
+    ) -> Stmt {
+        Stmt::new(
+            "INSERT INTO staff_sessions (token_hash, staff_id, device_serial, created_at, expires_at) SELECT $1, id, $3, $4, $5 FROM staff WHERE id = $2 AND disabled_at IS NULL",
+            vec![
+                Arg::Bytes(token.hash().as_bytes().to_vec()),
+                Arg::Text(id.to_string()),
+                Arg::Text(device_serial.to_owned()),
+                Arg::Int(now_ms),
+                Arg::Int(now_ms + STAFF_SESSION_MS),
+            ],
+        )
+        .expect(1)
     }
 
     /// The staff member behind a session token presented from `device_serial`; `None` when

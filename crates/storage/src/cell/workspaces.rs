@@ -79,6 +79,8 @@ pub struct LifecycleReport {
     pub archives_expired: usize,
     /// Staff grants whose end (expiry, or a break-glass grant nobody confirmed) was recorded.
     pub staff_grants_ended: usize,
+    /// Expired staff sessions and passkey ceremonies deleted.
+    pub staff_auth_expired: usize,
     /// Access reviews: items revoked at a deadline, campaigns closed or started.
     pub access_review: super::ReviewSweep,
 }
@@ -803,6 +805,7 @@ impl Cell {
         let erasures_resumed = self.resume_erasures().await?;
         let archives_expired = self.expire_access_archives(as_of_ms).await?;
         let staff_grants_ended = self.staff_grant_sweep(as_of_ms).await?;
+        let staff_auth_expired = self.expire_staff_auth(as_of_ms).await?;
         let access_review = self
             .access_review_sweep(as_of_ms, reviews.every_ms, reviews.window_ms)
             .await?;
@@ -813,6 +816,7 @@ impl Cell {
             erasures_resumed,
             archives_expired,
             staff_grants_ended,
+            staff_auth_expired,
             access_review,
         })
     }

@@ -42,3 +42,52 @@ impl PgDb {
         sqlx::Executor::execute(&mut conn, drop).await.unwrap();
     }
 }
+
+/// A cell of region EU on `backend`, its keys and blobs under `dir`.
+pub async fn open_cell(
+    backend: interlock_storage::Backend,
+    dir: &std::path::Path,
+) -> interlock_storage::Cell {
+    interlock_storage::Cell::open(interlock_storage::CellConfig {
+        region: interlock_domain::Region::Eu,
+        backend,
+        key_dir: dir.join("keys"),
+        blob_dir: dir.join("blobs"),
+    })
+    .await
+    .unwrap()
+}
+
+/// Run each `async fn name(cell: Cell, dir: &Path)` on SQLite and on PostgreSQL (a database of
+/// its own, dropped afterwards), as `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! cell_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let backend = interlock_storage::Backend::Sqlite {
+                        path: dir.path().join("eu.db"),
+                    };
+                    let cell = $crate::common::open_cell(backend, dir.path()).await;
+                    super::$name(cell, dir.path()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let db = $crate::common::PgDb::create(stringify!($name)).await;
+                    let backend = interlock_storage::Backend::Postgres { url: db.url.clone() };
+                    let cell = $crate::common::open_cell(backend, dir.path()).await;
+                    super::$name(cell, dir.path()).await;
+                    db.drop().await;
+                }
+            )*
+        }
+    };
+}
