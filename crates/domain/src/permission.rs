@@ -88,6 +88,11 @@ impl PermissionSet {
         self.0 |= Self::bit(p);
     }
 
+    /// The permissions in both sets.
+    pub const fn intersection(self, other: PermissionSet) -> PermissionSet {
+        PermissionSet(self.0 & other.0)
+    }
+
     /// True when every permission of `self` is also in `other`.
     pub const fn is_subset_of(self, other: PermissionSet) -> bool {
         self.0 & !other.0 == 0

@@ -23,6 +23,7 @@ store_tests!(
     custom_roles,
     contacts_read_only_token,
     scoped_tokens_cannot_escalate_expire_and_revoke,
+    tokens_never_outgrow_their_creators_current_role,
 );
 
 impl TestApp {
@@ -563,5 +564,91 @@ async fn custom_roles(store: Store) {
         )
         .await;
     assert_eq!(d.body, json!({"id": free, "deleted": true}));
+    app.stop().await;
+}
+
+/// A token an admin made holds no more than the admin's current role: demoting them narrows
+/// it at once (an access review's revocation reaches their tokens too), promoting them back
+/// restores it, and a custom role that loses a permission takes it from its holders' tokens.
+async fn tokens_never_outgrow_their_creators_current_role(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let (ws, owner) = app.workspace("eu").await;
+    let admin_id = app.teammate(&owner, "admin@example.com", "admin").await;
+    let admin = app.sign_in(&ws, "admin@example.com").await;
+    let r = app
+        .as_session(
+            &admin,
+            Method::POST,
+            "/v1/api-tokens",
+            Some(json!({"name": "sync", "permissions": ["contacts.read", "activity_log.read"]})),
+            true,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let token = s(&r.body["token"]);
+    assert_eq!(app.get("/v1/activity-logs", &token).await.status, 200);
+
+    let set_role = |role: Value| {
+        let (app, owner, path) = (&app, owner.clone(), format!("/v1/teammates/{admin_id}"));
+        async move {
+            let r = app
+                .call(
+                    Method::PATCH,
+                    &path,
+                    Some(&owner),
+                    Some(json!({"role": role})),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{:?}", r.body);
+        }
+    };
+    // Demoted to agent (no activity_log.read): the token loses it at once, keeps the rest.
+    set_role(json!("agent")).await;
+    let r = app.get("/v1/activity-logs", &token).await;
+    assert_problem(&r, 403, "permission_denied");
+    assert_eq!(app.get("/v1/contacts", &token).await.status, 200);
+    // The listing still shows the scope it was made with.
+    let list = app.get("/v1/api-tokens", &owner).await;
+    let sync = list.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "sync")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        sync["permissions"],
+        json!(["contacts.read", "activity_log.read"])
+    );
+    set_role(json!("admin")).await;
+    assert_eq!(app.get("/v1/activity-logs", &token).await.status, 200);
+
+    // A custom role narrowed after the fact narrows its holders' tokens.
+    let r = app
+        .post(
+            "/v1/roles",
+            &owner,
+            json!({"name": "Auditor", "permissions": ["contacts.read", "activity_log.read"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let role_id = s(&r.body["id"]);
+    set_role(json!(role_id)).await;
+    assert_eq!(app.get("/v1/activity-logs", &token).await.status, 200);
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/v1/roles/{role_id}"),
+            Some(&owner),
+            Some(json!({"name": "Auditor", "permissions": ["contacts.read"]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_problem(
+        &app.get("/v1/activity-logs", &token).await,
+        403,
+        "permission_denied",
+    );
+    assert_eq!(app.get("/v1/contacts", &token).await.status, 200);
     app.stop().await;
 }

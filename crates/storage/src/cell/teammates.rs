@@ -457,6 +457,8 @@ impl Cell {
             }
             other => other?,
         }
+        // Their tokens follow the new role (bounded by it at authentication).
+        self.tokens.clear();
         Ok(Teammate {
             role: role.clone(),
             ..current
@@ -1168,7 +1170,10 @@ impl Cell {
                 .expect(1),
                 Self::activity_stmt_with(ws, &wk, &act)?,
             ])
-            .await
+            .await?;
+        // Tokens of the role's holders are bounded by it at authentication.
+        self.tokens.clear();
+        Ok(())
     }
 
     /// Delete a custom role nobody holds (`Conflict("role_in_use")` otherwise).

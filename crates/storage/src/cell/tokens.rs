@@ -3,6 +3,8 @@
 //!
 //! Invariants:
 //! - A token authenticates only while it exists and has not expired; revoking deletes it.
+//! - A token made by a teammate holds its scope intersected with the permissions of that
+//!   teammate's current role, decided at authentication: a demotion narrows their tokens.
 //! - The token → principal cache holds an entry for at most [`TOKEN_CACHE_TTL`], and revoking
 //!   empties it, so a revocation takes effect at once in this process and within the TTL in
 //!   any other process sharing the database.
@@ -121,20 +123,37 @@ impl Cell {
         {
             return Ok(live(&p).then_some(p));
         }
+        // The creator's current role rides along: a token never does more than the teammate
+        // who made it may do now (a demotion or a narrowed custom role narrows their tokens).
         let row = sqlx::query(
-            "SELECT workspace_id, id, permissions, expires_at FROM api_tokens WHERE token_hash = $1",
+            "SELECT a.workspace_id, a.id, a.permissions, a.expires_at, a.created_by, t.role AS creator_role FROM api_tokens a LEFT JOIN teammates t ON t.workspace_id = a.workspace_id AND t.id = a.created_by AND t.removed_at IS NULL WHERE a.token_hash = $1",
         )
         .bind(hash.as_bytes().as_slice())
         .fetch_optional(&self.pool)
         .await
         .map_err(StoreError::Db)?;
         let Some(row) = row else { return Ok(None) };
+        let workspace = parse_id(WorkspaceId::parse(&col::<String>(&row, "workspace_id")?))?;
+        let mut permissions =
+            TokenScope::decode(&col::<String>(&row, "permissions")?)?.permissions();
+        if col::<Option<String>>(&row, "created_by")?.is_some() {
+            // A creator who is gone leaves a token that may do nothing (their removal deletes
+            // their tokens; this covers a row that outlived it).
+            let held = match col::<Option<String>>(&row, "creator_role")? {
+                Some(role) => {
+                    let role = parse_id(interlock_domain::TeammateRole::parse(&role))?;
+                    self.role_permissions(&workspace, &role).await?
+                }
+                None => PermissionSet::EMPTY,
+            };
+            permissions = permissions.intersection(held);
+        }
         let principal = TokenPrincipal {
-            workspace: parse_id(WorkspaceId::parse(&col::<String>(&row, "workspace_id")?))?,
+            workspace,
             token_id: col::<Option<String>>(&row, "id")?
                 .map(|s| parse_id(ApiTokenId::parse(&s)))
                 .transpose()?,
-            permissions: TokenScope::decode(&col::<String>(&row, "permissions")?)?.permissions(),
+            permissions,
             expires_at: col(&row, "expires_at")?,
         };
         self.tokens
