@@ -32,6 +32,10 @@ pub struct RunArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// The server's TOML configuration file: a real run then uses its `[retention] batch`
+    /// and its `[staff]` access-review schedule, as the server's own sweeper does.
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
@@ -115,6 +119,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
         total: 0,
         lifecycle: None,
     };
+    let file = crate::config::FileConfig::load(args.config.as_deref())?;
+    file.retention.validate().map_err(|e| anyhow::anyhow!(e))?;
+    file.staff.validate().map_err(|e| anyhow::anyhow!(e))?;
+    let reviews = interlock_http::routes::reviews::schedule(&file.staff);
+    let batch = file.retention.batch;
     let mut lifecycle = Lifecycle::default();
     for region in regions {
         let store = StoreArgs {
@@ -137,11 +146,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
             let bar = indicatif::ProgressBar::new_spinner();
             bar.set_message(format!("region {region}: sweeping"));
             bar.enable_steady_tick(std::time::Duration::from_millis(200));
-            // One visitor-expiry transaction per `VISITOR_BATCH_MAX` candidates.
-            let batch = interlock_storage::VISITOR_BATCH_MAX as i64;
-            // What the server's sweeper runs too: the 13-month rule (notices, deletions),
-            // purges of deleted workspaces, erasures a stop interrupted, expired archives.
-            let life = cell.lifecycle_sweep(as_of_ms, batch).await;
+            // What the server's sweeper runs too, with the same settings: the 13-month rule
+            // (notices, deletions), purges of deleted workspaces, erasures a stop
+            // interrupted, expired archives, staff grants and sessions, access reviews.
+            let life = cell.lifecycle_sweep_with(as_of_ms, batch, reviews).await;
             let r = match life {
                 Ok(life) => {
                     bar.set_message(format!("region {region}: expiring"));

@@ -1856,8 +1856,41 @@ async fn retention_dry_run_plans_by_date() {
         "next tuesday",
     ]);
     assert!(!bad.ok(), "{}", bad.text());
+    // The server's configuration file applies ([retention] batch, [staff] review schedule);
+    // a value out of range is refused before anything is swept, a missing file too.
+    let conf = std::path::Path::new(&dir).join("bad.toml");
+    std::fs::write(&conf, "[staff]\nreview_every_days = 0\n").expect("write");
+    let conf = conf.to_str().expect("utf-8").to_owned();
+    let r = interlock(&["retention", "run", "--data-dir", &dir, "--config", &conf]);
+    assert!(!r.ok(), "{}", r.text());
+    assert!(r.text().contains("review_every_days"), "{}", r.text());
+    let r = interlock(&[
+        "retention",
+        "run",
+        "--data-dir",
+        &dir,
+        "--config",
+        "/nonexistent.toml",
+    ]);
+    assert!(!r.ok(), "{}", r.text());
+    assert!(r.text().contains("does not exist"), "{}", r.text());
+    let conf = std::path::Path::new(&dir).join("interlock.toml");
+    std::fs::write(
+        &conf,
+        "[retention]\nbatch = 10\n[staff]\nreview_every_days = 30\nreview_window_days = 7\n",
+    )
+    .expect("write");
+    let conf = conf.to_str().expect("utf-8").to_owned();
     // A real run now deletes nothing (the visitor is young), and the plan is unchanged.
-    let now = interlock(&["retention", "run", "--data-dir", &dir, "--json"]);
+    let now = interlock(&[
+        "retention",
+        "run",
+        "--data-dir",
+        &dir,
+        "--config",
+        &conf,
+        "--json",
+    ]);
     assert!(now.ok(), "{}", now.text());
     let now: Value = serde_json::from_slice(&now.stdout).expect("json");
     assert_eq!(now["total"], 0, "{now}");
