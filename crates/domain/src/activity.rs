@@ -260,6 +260,10 @@ catalogue! {
         "An operator staff member took emergency access without prior approval; it ends unless a second person confirms it within an hour (metadata.confirm_by_ms; also sent as the `staff_access.break_glass` webhook).";
     StaffAccessSettingsUpdated = "settings.staff_access.updated", "settings", "high", true,
         "Whether a workspace admin must also approve staff grants changed (metadata.before / metadata.after).";
+    AccessReviewStarted = "access_review.started", "access_review", "high", true,
+        "An access review campaign began with items for this workspace: a workspace owner (security.manage) must certify or revoke each owner and admin before metadata.deadline_at_ms, or the role becomes agent (metadata.campaign_id, items, deadline_at_ms; also sent as the `access_review.started` webhook).";
+    AccessReviewCertified = "access_review.certified", "access_review", "medium", true,
+        "A workspace reviewer certified a teammate's owner or admin role in an access review: it stays (metadata.campaign_id, item_id, role).";
     AccessReviewRevoked = "access_review.revoked", "access_review", "high", true,
         "An access review revoked a teammate's owner or admin role in this workspace: a reviewer decided so, or nobody reviewed it by the deadline (metadata.campaign_id, item_id, before, after, reason).";
     AccessDenied = "access.denied", "access", "medium", true,

@@ -1,8 +1,8 @@
 //! Access reviews through the real server (TLS with staff device certificates, router,
 //! stores), on SQLite and PostgreSQL: the routes need a trusted device, a staff session and the
-//! approver role; a campaign lists staff and workspace admins; certify, revoke (a teammate
-//! demoted in the workspace's log, a staff member signed out for good), self-review and second
-//! decisions refused with their codes; and, with the server's clock moved past the deadline,
+//! approver role; a campaign lists staff and workspace admins; approvers certify or revoke
+//! staff, the workspace (security.manage) its own admins (demoted in its log), self-review,
+//! second decisions and crossed lines refused with their codes; and, with the server's clock moved past the deadline,
 //! the server's own sweeper revokes what nobody reviewed and closes the campaign.
 
 #![allow(
@@ -237,8 +237,58 @@ async fn approvers_review_and_the_deadline_revokes(store: Store) {
     assert_problem(&r, 409, "item_decided");
     let r = decide(&bob, &bob_t, &ann.id, "certify").await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    // Revoking an admin demotes them at once, in the workspace's log.
+    // A customer's roles are not the operator's to decide.
     let r = decide(&bob, &bob_t, &admin, "revoke").await;
+    assert_problem(&r, 403, "reviewed_by_workspace");
+    // The workspace was told, and reviews its own owners and admins (security.manage).
+    let log = app
+        .get("/v1/activity-logs?types=access_review.started", &token)
+        .await;
+    let started = log.body["data"].as_array().unwrap();
+    assert_eq!(started.len(), 1, "{:?}", log.body);
+    assert_eq!(started[0]["metadata"]["campaign_id"], id.as_str());
+    assert_eq!(started[0]["metadata"]["items"], 2);
+    let mine = app
+        .get("/v1/workspace/access-reviews/current", &token)
+        .await;
+    assert_eq!(mine.status, 200, "{:?}", mine.body);
+    assert_eq!(mine.body["campaign"]["id"], id.as_str());
+    let mut own: Vec<&str> = mine.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["holder_id"].as_str().unwrap())
+        .collect();
+    own.sort_unstable();
+    let mut both = vec![admin.as_str(), late.as_str()];
+    both.sort_unstable();
+    assert_eq!(own, both);
+    let ws_item_path = |holder: &str| {
+        format!(
+            "/v1/workspace/access-reviews/{id}/items/{}",
+            item_of(&campaign, holder)["id"].as_str().unwrap()
+        )
+    };
+    let reader = app
+        .post(
+            "/v1/api-tokens",
+            &token,
+            json!({"name": "reader", "permissions": ["contacts.read"]}),
+        )
+        .await;
+    let reader = reader.body["token"].as_str().unwrap().to_owned();
+    let revoke = json!({"decision": "revoke"});
+    let r = app
+        .post(&ws_item_path(&admin), &reader, revoke.clone())
+        .await;
+    assert_problem(&r, 403, "permission_denied");
+    // A staff member's item is not the workspace's.
+    let r = app
+        .post(&ws_item_path(&sue.id), &token, revoke.clone())
+        .await;
+    assert_problem(&r, 404, "not_found");
+    // Revoking an admin demotes them at once, in the workspace's log.
+    let r = app.post(&ws_item_path(&admin), &token, revoke).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["decision"], "revoked");
     let log = app
@@ -246,7 +296,7 @@ async fn approvers_review_and_the_deadline_revokes(store: Store) {
         .await;
     let entries = log.body["data"].as_array().unwrap();
     assert_eq!(entries.len(), 1, "{:?}", log.body);
-    assert_eq!(entries[0]["actor"]["id"], bob.id.as_str());
+    assert_eq!(entries[0]["actor"]["type"], "api_token");
     assert_eq!(entries[0]["target"]["id"], admin.as_str());
     assert_eq!(entries[0]["metadata"]["reason"], "revoked");
     assert_eq!(entries[0]["metadata"]["after"], "agent");
@@ -335,18 +385,10 @@ async fn approvers_review_and_the_deadline_revokes(store: Store) {
     assert_eq!(item_of(&r.body, &late)["decided_by"], "system");
     assert_eq!(r.body["report"]["completion"], 1.0);
     let p = format!(
-        "/v1/staff/access-reviews/{id}/items/{}",
+        "/v1/workspace/access-reviews/{id}/items/{}",
         item_of(&r.body, &late)["id"].as_str().unwrap()
     );
-    let r = call(
-        &app,
-        &ann.client,
-        Method::POST,
-        &p,
-        Some(&ann_t),
-        Some(json!({"decision": "certify"})),
-    )
-    .await;
+    let r = app.post(&p, &token, json!({"decision": "certify"})).await;
     assert_problem(&r, 409, "review_closed");
     // Not a quarter yet: no new campaign; past one, the sweeper starts the next.
     tokio::time::sleep(Duration::from_millis(1500)).await;

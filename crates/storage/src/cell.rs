@@ -65,7 +65,7 @@ pub use retention::{
 pub use reviews::{
     BeyondBaseline, REVIEW_SYSTEM, ReviewCampaign, ReviewChange, ReviewDecision, ReviewDrift,
     ReviewHolder, ReviewItem, ReviewItemKind, ReviewReport, ReviewSchedule, ReviewSweep,
-    ReviewTotals, ReviewVerdict, review_totals,
+    ReviewTotals, ReviewVerdict, Reviewer, review_totals,
 };
 pub use staff::{GrantPrincipal, STAFF_SESSION_MS, StaffGrant, StaffMember, StaffPrincipal};
 pub use staff_devices::StaffDevice;

@@ -33,7 +33,7 @@ pub use cell::{EXPIRED_TOKEN_KEEP_MS, THROTTLE_QUIET_MS, VISITOR_BATCH_MAX, Visi
 pub use cell::{GrantPrincipal, STAFF_SESSION_MS, StaffGrant, StaffMember, StaffPrincipal};
 pub use cell::{
     ReviewCampaign, ReviewDecision, ReviewItem, ReviewItemKind, ReviewReport, ReviewSchedule,
-    ReviewSweep, ReviewVerdict,
+    ReviewSweep, ReviewVerdict, Reviewer,
 };
 pub use cell::{StaffCeremony, StoredStaffPasskey};
 pub use db::{Backend, Writer, WriterStats};

@@ -20,7 +20,7 @@ use interlock_domain::{
 use interlock_storage::cell::WorkspaceDeletionReason;
 use interlock_storage::{
     ActivityFilter, Backend, Cell, CellConfig, ReviewDecision, ReviewItem, ReviewItemKind,
-    ReviewSchedule, ReviewVerdict, StaffPrincipal, StoreError, now_ms,
+    ReviewSchedule, ReviewVerdict, Reviewer, StaffPrincipal, StoreError, now_ms,
 };
 
 const DAY: i64 = 86_400_000;
@@ -86,6 +86,42 @@ fn reviewer(id: &StaffId, role: StaffRole) -> StaffPrincipal {
     }
 }
 
+/// A teammate of the workspace acting (`security.manage` is checked by the HTTP layer).
+fn teammate_actor(tm: &TeammateId) -> Actor {
+    Actor::new(
+        interlock_domain::ActorType::Teammate,
+        Some(tm.to_string()),
+        None,
+        None,
+    )
+}
+
+/// The workspace's first API token acting.
+fn token_actor() -> Actor {
+    Actor::new(interlock_domain::ActorType::ApiToken, None, None, None)
+}
+
+async fn entries(
+    cell: &Cell,
+    ws: &WorkspaceId,
+    kind: ActivityType,
+) -> Vec<interlock_domain::ActivityEntry> {
+    cell.list_activity(
+        ws,
+        &ActivityFilter {
+            types: vec![kind],
+            limit: 100,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .items
+    .into_iter()
+    .map(|e| e.entry)
+    .collect()
+}
+
 async fn teammate(cell: &Cell, ws: &WorkspaceId, email: &str, role: &str) -> TeammateId {
     let act = NewActivity::new(
         ActivityType::TeammateInvited,
@@ -132,20 +168,7 @@ fn holders(items: &[ReviewItem]) -> BTreeSet<String> {
 }
 
 async fn revoked_entries(cell: &Cell, ws: &WorkspaceId) -> Vec<interlock_domain::ActivityEntry> {
-    cell.list_activity(
-        ws,
-        &ActivityFilter {
-            types: vec![ActivityType::AccessReviewRevoked],
-            limit: 100,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap()
-    .items
-    .into_iter()
-    .map(|e| e.entry)
-    .collect()
+    entries(cell, ws, ActivityType::AccessReviewRevoked).await
 }
 
 async fn a_campaign_lists_holders_and_reviewers_decide(backend: Backend, dir: &std::path::Path) {
@@ -244,8 +267,38 @@ async fn a_campaign_lists_holders_and_reviewers_decide(backend: Backend, dir: &s
     assert!(ow.permissions.contains(&"security.manage".to_owned()));
     assert!(items.iter().all(|i| i.decision.is_none()));
 
-    let ann_r = reviewer(&ann, StaffRole::Approver);
-    let bob_r = reviewer(&bob, StaffRole::Approver);
+    // Each workspace with items was told: the start is in its log (and queued as a webhook).
+    let started = entries(&cell, &ws, ActivityType::AccessReviewStarted).await;
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0].actor.kind.as_str(), "system");
+    assert_eq!(started[0].metadata["campaign_id"], c.id.as_str());
+    assert_eq!(started[0].metadata["items"], 2);
+    assert_eq!(started[0].metadata["deadline_at_ms"], c.deadline_at);
+    assert_eq!(
+        entries(&cell, &solo_ws, ActivityType::AccessReviewStarted)
+            .await
+            .len(),
+        1
+    );
+
+    let (ann_p, bob_p) = (
+        reviewer(&ann, StaffRole::Approver),
+        reviewer(&bob, StaffRole::Approver),
+    );
+    let (ann_r, bob_r) = (Reviewer::Staff(&ann_p), Reviewer::Staff(&bob_p));
+    let (owner_a, token_a) = (teammate_actor(&owner), token_actor());
+    let by_owner = Reviewer::Workspace {
+        workspace: &ws,
+        actor: &owner_a,
+    };
+    let by_token = Reviewer::Workspace {
+        workspace: &ws,
+        actor: &token_a,
+    };
+    let solo_token = Reviewer::Workspace {
+        workspace: &solo_ws,
+        actor: &token_a,
+    };
     let at = now + DAY;
     // Certify.
     let d = cell
@@ -253,7 +306,7 @@ async fn a_campaign_lists_holders_and_reviewers_decide(backend: Backend, dir: &s
             &c.id,
             &item_of(&items, bob.as_str()).id,
             ReviewVerdict::Certify,
-            &ann_r,
+            ann_r,
             at,
         )
         .await
@@ -263,45 +316,66 @@ async fn a_campaign_lists_holders_and_reviewers_decide(backend: Backend, dir: &s
     assert_eq!(d.decided_at, Some(at));
     // Decided once.
     assert!(matches!(
-        cell.decide_review_item(&c.id, &d.id, ReviewVerdict::Revoke, &ann_r, at)
+        cell.decide_review_item(&c.id, &d.id, ReviewVerdict::Revoke, ann_r, at)
             .await,
         Err(StoreError::Conflict("item_decided"))
     ));
     // Nobody reviews themselves.
     assert!(matches!(
-        cell.decide_review_item(&c.id, &a.id, ReviewVerdict::Certify, &ann_r, at)
+        cell.decide_review_item(&c.id, &a.id, ReviewVerdict::Certify, ann_r, at)
             .await,
         Err(StoreError::Conflict("self_review"))
     ));
     // Only approvers review.
+    let sue_p = reviewer(&sue, StaffRole::Support);
     assert!(matches!(
         cell.decide_review_item(
             &c.id,
-            &ow.id,
+            &a.id,
             ReviewVerdict::Certify,
-            &reviewer(&sue, StaffRole::Support),
+            Reviewer::Staff(&sue_p),
             at
         )
         .await,
         Err(StoreError::Conflict("not_an_approver"))
     ));
+    // Operator staff do not decide a customer's roles; a workspace decides nothing but its
+    // own teammates.
+    assert!(matches!(
+        cell.decide_review_item(&c.id, &ad.id, ReviewVerdict::Revoke, bob_r, at)
+            .await,
+        Err(StoreError::Conflict("reviewed_by_workspace"))
+    ));
+    for foreign in [&s.id, &item_of(&items, solo.as_str()).id] {
+        assert!(matches!(
+            cell.decide_review_item(&c.id, foreign, ReviewVerdict::Revoke, by_owner, at)
+                .await,
+            Err(StoreError::NotFound)
+        ));
+    }
+    assert!(matches!(
+        cell.decide_review_item(&c.id, &ow.id, ReviewVerdict::Certify, by_owner, at)
+            .await,
+        Err(StoreError::Conflict("self_review"))
+    ));
     // Revoking a staff role disables the member at once.
     let d = cell
-        .decide_review_item(&c.id, &s.id, ReviewVerdict::Revoke, &bob_r, at)
+        .decide_review_item(&c.id, &s.id, ReviewVerdict::Revoke, bob_r, at)
         .await
         .unwrap();
     assert_eq!(d.decision, Some(ReviewDecision::Revoked));
     assert_eq!(cell.get_staff(&sue).await.unwrap().disabled_at, Some(at));
-    // Revoking an admin makes them an agent, in the workspace's log.
+    // The owner revoking the admin makes them an agent, in the workspace's log.
     let d = cell
-        .decide_review_item(&c.id, &ad.id, ReviewVerdict::Revoke, &bob_r, at)
+        .decide_review_item(&c.id, &ad.id, ReviewVerdict::Revoke, by_owner, at)
         .await
         .unwrap();
     assert_eq!(d.decision, Some(ReviewDecision::Revoked));
+    assert_eq!(d.decided_by.as_deref(), Some(owner.as_str()));
     assert_eq!(role_of(&cell, &ws, &admin).await, "agent");
     let log = revoked_entries(&cell, &ws).await;
     assert_eq!(log.len(), 1);
-    assert_eq!(log[0].actor.id.as_deref(), Some(bob.as_str()));
+    assert_eq!(log[0].actor.id.as_deref(), Some(owner.as_str()));
     assert_eq!(log[0].target.id.as_deref(), Some(admin.as_str()));
     assert_eq!(log[0].metadata["reason"], "revoked");
     assert_eq!(log[0].metadata["campaign_id"], c.id.as_str());
@@ -311,10 +385,11 @@ async fn a_campaign_lists_holders_and_reviewers_decide(backend: Backend, dir: &s
     // The last owner keeps the role; the item says why.
     let so = item_of(&items, solo.as_str());
     let d = cell
-        .decide_review_item(&c.id, &so.id, ReviewVerdict::Revoke, &bob_r, at)
+        .decide_review_item(&c.id, &so.id, ReviewVerdict::Revoke, solo_token, at)
         .await
         .unwrap();
     assert_eq!(d.decision, Some(ReviewDecision::RevokeBlockedLastOwner));
+    assert_eq!(d.decided_by.as_deref(), Some("api_token"));
     assert_eq!(role_of(&cell, &solo_ws, &solo).await, "owner");
     assert!(revoked_entries(&cell, &solo_ws).await.is_empty());
 
@@ -337,24 +412,41 @@ async fn a_campaign_lists_holders_and_reviewers_decide(backend: Backend, dir: &s
     assert_eq!(r.drift.previous_campaign_id, None);
     assert!(r.drift.added.is_empty() && r.drift.removed.is_empty());
     assert!(r.drift.beyond_baseline.is_empty());
+    // The workspace sees its own two items, and no other.
+    let mine = cell.workspace_review_items(&c.id, &ws).await.unwrap();
+    assert_eq!(
+        holders(&mine),
+        [owner.to_string(), admin.to_string()].into_iter().collect()
+    );
 
     // At the deadline, reviewers are too late.
     assert!(matches!(
-        cell.decide_review_item(&c.id, &ow.id, ReviewVerdict::Certify, &bob_r, c.deadline_at)
-            .await,
+        cell.decide_review_item(
+            &c.id,
+            &ow.id,
+            ReviewVerdict::Certify,
+            by_token,
+            c.deadline_at
+        )
+        .await,
         Err(StoreError::Conflict("review_closed"))
     ));
-    // Deciding the rest before it closes the campaign.
-    cell.decide_review_item(&c.id, &ow.id, ReviewVerdict::Certify, &bob_r, at)
+    // Deciding the rest before it closes the campaign; a workspace's certification is logged.
+    cell.decide_review_item(&c.id, &ow.id, ReviewVerdict::Certify, by_token, at)
         .await
         .unwrap();
-    cell.decide_review_item(&c.id, &a.id, ReviewVerdict::Certify, &bob_r, at)
+    let certified = entries(&cell, &ws, ActivityType::AccessReviewCertified).await;
+    assert_eq!(certified.len(), 1);
+    assert_eq!(certified[0].target.id.as_deref(), Some(owner.as_str()));
+    assert_eq!(certified[0].metadata["role"], "owner");
+    assert_eq!(certified[0].metadata["item_id"], ow.id.as_str());
+    cell.decide_review_item(&c.id, &a.id, ReviewVerdict::Certify, bob_r, at)
         .await
         .unwrap();
     let closed = cell.access_review_campaign(Some(&c.id)).await.unwrap();
     assert_eq!(closed.closed_at, Some(at));
     assert!(matches!(
-        cell.decide_review_item(&c.id, &ow.id, ReviewVerdict::Revoke, &bob_r, at)
+        cell.decide_review_item(&c.id, &ow.id, ReviewVerdict::Revoke, by_token, at)
             .await,
         Err(StoreError::Conflict("review_closed"))
     ));
@@ -459,22 +551,28 @@ async fn the_deadline_revokes_what_nobody_reviewed(backend: Backend, dir: &std::
             .is_empty()
     );
 
-    // Bob certifies Ann, Ann certifies the owner; Bob's own item and the admin stay unreviewed.
+    // Bob certifies Ann, the workspace certifies its owner; Bob's own item and the admin stay
+    // unreviewed.
     let at = t0 + DAY;
+    let bob_p = reviewer(&bob, StaffRole::Approver);
     cell.decide_review_item(
         &c1.id,
         &item_of(&items, ann.as_str()).id,
         ReviewVerdict::Certify,
-        &reviewer(&bob, StaffRole::Approver),
+        Reviewer::Staff(&bob_p),
         at,
     )
     .await
     .unwrap();
+    let token_a = token_actor();
     cell.decide_review_item(
         &c1.id,
         &item_of(&items, owner.as_str()).id,
         ReviewVerdict::Certify,
-        &reviewer(&ann, StaffRole::Approver),
+        Reviewer::Workspace {
+            workspace: &ws,
+            actor: &token_a,
+        },
         at,
     )
     .await

@@ -17,12 +17,13 @@ use interlock_storage::cell::{
     BeyondBaseline, ReviewChange, ReviewDrift, ReviewHolder, ReviewTotals,
 };
 use interlock_storage::{
-    ReviewCampaign, ReviewItem, ReviewReport, ReviewSchedule, ReviewVerdict, StoreError,
+    ReviewCampaign, ReviewItem, ReviewReport, ReviewSchedule, ReviewVerdict, Reviewer, StoreError,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::authz::{Allowed, perm};
 use crate::error::ApiError;
 use crate::extract::{Json, Path, parse_id};
 use crate::routes::staff::StaffAuth;
@@ -274,6 +275,10 @@ fn review_error(e: StoreError) -> ApiError {
             detail: "nobody reviews their own access: another approver must decide this item",
         },
         StoreError::Conflict("not_an_approver") => APPROVER_REQUIRED,
+        StoreError::Conflict("reviewed_by_workspace") => ApiError::Forbidden {
+            code: "reviewed_by_workspace",
+            detail: "a teammate's role is reviewed by the workspace's owners (/v1/workspace/access-reviews), not by operator staff",
+        },
         StoreError::Conflict("item_decided") => ApiError::Conflict {
             code: "item_decided",
             detail: "this item has already been decided",
@@ -378,16 +383,15 @@ pub async fn get_one(
     Ok(Json(detail(&auth, &id, state.clock.now_ms()).await?))
 }
 
-/// Certify or revoke one item (approver role; never your own item). A revocation applies at
-/// once: a staff member is disabled (sessions end, grants stop working); a teammate's role
-/// becomes `agent`, in the workspace's activity log (`access_review.revoked`). A workspace's
-/// last owner keeps the role (`revoke_blocked_last_owner`).
+/// Certify or revoke one staff item (approver role; never your own item). A revocation
+/// applies at once: the staff member is disabled (sessions end, grants stop working).
+/// Teammates' items are the workspace's to decide (`403 reviewed_by_workspace`).
 #[utoipa::path(post, path = "/v1/staff/access-reviews/{id}/items/{item_id}", tag = "staff",
     params(("id" = String, Path, description = "The campaign (`rv_…`)"),
         ("item_id" = String, Path, description = "The item (`ri_…`)")),
     request_body = DecisionBody,
     responses((status = 200, body = ReviewItemOut),
-        (status = 403, description = "`approver_required`, `self_review`"),
+        (status = 403, description = "`approver_required`, `self_review`, `reviewed_by_workspace`"),
         (status = 404, description = "no such campaign or item"),
         (status = 409, description = "`item_decided`, `review_closed`"),
         (status = 422, description = "`invalid_decision`")),
@@ -399,24 +403,105 @@ pub async fn decide(
     Json(body): Json<DecisionBody>,
 ) -> Result<Json<ReviewItemOut>, ApiError> {
     approver(&auth)?;
-    let id = parse_id(&id, ReviewCampaignId::parse)?;
-    let item_id = parse_id(&item_id, ReviewItemId::parse)?;
+    let reviewer = Reviewer::Staff(&auth.principal);
+    let item = decide_item(
+        &auth.cell,
+        (&id, &item_id),
+        &body,
+        reviewer,
+        &state,
+        review_error,
+    )
+    .await?;
+    Ok(Json(item_out(&item)))
+}
+
+/// Parse the ids and the decision, then decide; `map` turns the store's refusals into
+/// problems.
+async fn decide_item(
+    cell: &interlock_storage::Cell,
+    (id, item_id): (&str, &str),
+    body: &DecisionBody,
+    reviewer: Reviewer<'_>,
+    state: &AppState,
+    map: impl Fn(StoreError) -> ApiError,
+) -> Result<ReviewItem, ApiError> {
+    let id = parse_id(id, ReviewCampaignId::parse)?;
+    let item_id = parse_id(item_id, ReviewItemId::parse)?;
     let verdict = ReviewVerdict::parse(&body.decision).ok_or_else(|| ApiError::Invalid {
         code: "invalid_decision",
         field: Some("decision".into()),
         detail: "decision must be certify or revoke".into(),
     })?;
-    let item = auth
-        .cell
-        .decide_review_item(
-            &id,
-            &item_id,
-            verdict,
-            &auth.principal,
-            state.clock.now_ms(),
-        )
+    cell.decide_review_item(&id, &item_id, verdict, reviewer, state.clock.now_ms())
         .await
-        .map_err(review_error)?;
+        .map_err(map)
+}
+
+// ------------------------------------------------------------------ the workspace's side
+
+/// The latest campaign, as one workspace sees it: its own owners and admins only.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkspaceReviewOut {
+    pub campaign: CampaignOut,
+    /// This workspace's items (its owners and admins when the campaign began).
+    pub items: Vec<ReviewItemOut>,
+}
+
+/// The latest access review campaign and this workspace's items in it: every owner and admin,
+/// to certify or revoke before the deadline (undecided ones become agents then).
+#[utoipa::path(get, path = "/v1/workspace/access-reviews/current", tag = "access",
+    extensions(("x-permission" = json!("security.manage"))),
+    responses((status = 200, body = WorkspaceReviewOut),
+        (status = 404, description = "no campaign has run in this region yet")),
+    security(("workspace_token" = []), ("teammate_session" = [])))]
+pub async fn workspace_current(
+    auth: Allowed<perm::SecurityManage>,
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<WorkspaceReviewOut>, ApiError> {
+    let c = auth.cell.access_review_campaign(None).await?;
+    let items = auth
+        .cell
+        .workspace_review_items(&c.id, &auth.workspace)
+        .await?;
+    Ok(Json(WorkspaceReviewOut {
+        campaign: campaign_out(&c, state.clock.now_ms()),
+        items: items.iter().map(item_out).collect(),
+    }))
+}
+
+/// Certify or revoke one of this workspace's items (never your own). A revocation makes the
+/// teammate an `agent` at once (`access_review.revoked`); a certification is logged too
+/// (`access_review.certified`). The last owner keeps the role (`revoke_blocked_last_owner`).
+#[utoipa::path(post, path = "/v1/workspace/access-reviews/{id}/items/{item_id}", tag = "access",
+    extensions(("x-permission" = json!("security.manage"))),
+    params(("id" = String, Path, description = "The campaign (`rv_…`)"),
+        ("item_id" = String, Path, description = "The item (`ri_…`)")),
+    request_body = DecisionBody,
+    responses((status = 200, body = ReviewItemOut),
+        (status = 403, description = "`self_review`"),
+        (status = 404, description = "no such campaign, or not an item of this workspace"),
+        (status = 409, description = "`item_decided`, `review_closed`"),
+        (status = 422, description = "`invalid_decision`")),
+    security(("workspace_token" = []), ("teammate_session" = [])))]
+pub async fn workspace_decide(
+    auth: Allowed<perm::SecurityManage>,
+    State(state): State<Arc<AppState>>,
+    Path((id, item_id)): Path<(String, String)>,
+    Json(body): Json<DecisionBody>,
+) -> Result<Json<ReviewItemOut>, ApiError> {
+    let reviewer = Reviewer::Workspace {
+        workspace: &auth.workspace,
+        actor: &auth.actor,
+    };
+    let map = |e| match e {
+        StoreError::Conflict("self_review") => ApiError::Forbidden {
+            code: "self_review",
+            detail: "nobody reviews their own access: another owner must decide this item",
+        },
+        other => review_error(other),
+    };
+    let item = decide_item(&auth.cell, (&id, &item_id), &body, reviewer, &state, map).await?;
     Ok(Json(item_out(&item)))
 }
 
@@ -428,5 +513,13 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(
             "/v1/staff/access-reviews/{id}/items/{item_id}",
             post(decide),
+        )
+        .route(
+            "/v1/workspace/access-reviews/current",
+            get(workspace_current),
+        )
+        .route(
+            "/v1/workspace/access-reviews/{id}/items/{item_id}",
+            post(workspace_decide),
         )
 }

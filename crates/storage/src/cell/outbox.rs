@@ -36,6 +36,7 @@ use crate::{StoreError, now_ms};
 
 /// The events a webhook may subscribe to.
 pub const WEBHOOK_EVENTS: &[&str] = &[
+    "access_review.started",
     "contact.created",
     "staff_access.break_glass",
     "subprocessors.changed",

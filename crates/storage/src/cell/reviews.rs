@@ -9,8 +9,11 @@
 //!   row is locked first, so two processes starting at once cannot both succeed).
 //! - A campaign and its items are written in one transaction; an item records what the holder
 //!   could do when the campaign began (`permissions`) and the role's baseline (`baseline`).
-//! - An item is decided once. Nobody decides their own item; only approvers decide, and only
-//!   before the deadline.
+//! - An item is decided once, before the deadline, and never by its holder. Staff approvers
+//!   decide staff items; a teammate's item is decided by that workspace (owners, through
+//!   `security.manage`), never by operator staff: the operator does not certify or take away
+//!   a customer's roles. A campaign's start and every certification or revocation of a
+//!   teammate's role are in that workspace's activity log.
 //! - A revocation is applied before its decision is recorded: a failure in between leaves the
 //!   item undecided (and the access already gone), so a retry or the next sweep finishes it;
 //!   it never leaves a recorded revocation whose access remains. Applying is idempotent (a
@@ -91,6 +94,17 @@ impl ReviewItemKind {
             _ => Err(malformed()),
         }
     }
+}
+
+/// Who decides an item: a staff approver (staff items), or a workspace (its own teammates'
+/// items) through a request with `security.manage`, named by its actor.
+#[derive(Debug, Clone, Copy)]
+pub enum Reviewer<'a> {
+    Staff(&'a StaffPrincipal),
+    Workspace {
+        workspace: &'a WorkspaceId,
+        actor: &'a Actor,
+    },
 }
 
 /// A reviewer's choice.
@@ -591,9 +605,14 @@ impl Cell {
     // ------------------------------------------------------------------ starting
 
     /// Who holds standing access now: enabled staff members, and the owners and admins of
-    /// every live workspace of the region. Returns the item rows of campaign `id`.
-    async fn review_holders(&self, id: &ReviewCampaignId) -> Result<Vec<Stmt>, StoreError> {
+    /// every live workspace of the region. Returns the item rows of campaign `id` and, per
+    /// workspace, how many of its teammates are items.
+    async fn review_holders(
+        &self,
+        id: &ReviewCampaignId,
+    ) -> Result<(Vec<Stmt>, BTreeMap<WorkspaceId, usize>), StoreError> {
         let mut rows = Vec::new();
+        let mut per_workspace = BTreeMap::new();
         let mut item = |kind: ReviewItemKind,
                         holder: String,
                         ws: Option<String>,
@@ -655,6 +674,7 @@ impl Cell {
                 let Some(permissions) = teammate_role_permissions(&role) else {
                     continue;
                 };
+                *per_workspace.entry(ws.clone()).or_insert(0) += 1;
                 item(
                     ReviewItemKind::TeammateRole,
                     col(row, "id")?,
@@ -664,7 +684,7 @@ impl Cell {
                 );
             }
         }
-        Ok(rows)
+        Ok((rows, per_workspace))
     }
 
     /// Start a campaign now, with `window_ms` to review. Refused (`Conflict("review_open")`)
@@ -690,8 +710,9 @@ impl Cell {
             return Err(StoreError::Conflict("review_open"));
         }
         let id = ReviewCampaignId::new();
-        let items = self.review_holders(&id).await?;
+        let (items, per_workspace) = self.review_holders(&id).await?;
         let closed_at = items.is_empty().then_some(now_ms);
+        let deadline_at = now_ms.saturating_add(window_ms);
         let mut unit = Vec::with_capacity(items.len() + 2);
         if let Some(l) = &latest {
             // Lock the latest campaign's row: a second process starting at the same moment
@@ -707,13 +728,39 @@ impl Cell {
                 vec![
                     Arg::Text(id.to_string()),
                     Arg::Int(now_ms),
-                    Arg::Int(now_ms.saturating_add(window_ms)),
+                    Arg::Int(deadline_at),
                     Arg::OptInt(closed_at),
                 ],
             )
             .expect(1),
         );
         unit.extend(items);
+        // Each workspace with items is told, in its activity log and by webhook: its owners
+        // review their owners and admins, or the roles end at the deadline.
+        for (ws, count) in &per_workspace {
+            let act = NewActivity::new(
+                ActivityType::AccessReviewStarted,
+                &Actor::system(),
+                Target::new("access_review", id.as_str()),
+            )
+            .with("campaign_id", id.as_str())
+            .with("items", *count)
+            .with("deadline_at_ms", deadline_at);
+            unit.push(self.activity_stmt(ws, &act).await?);
+            unit.extend(
+                self.webhook_stmts(
+                    ws,
+                    "access_review.started",
+                    serde_json::json!({
+                        "campaign_id": id.as_str(),
+                        "items": count,
+                        "deadline_at_ms": deadline_at,
+                    }),
+                    None,
+                )
+                .await?,
+            );
+        }
         match self.writer.write(unit).await {
             Ok(()) => {}
             Err(StoreError::NotFound) => return Err(StoreError::Conflict("review_open")),
@@ -724,41 +771,74 @@ impl Cell {
 
     // ------------------------------------------------------------------ deciding
 
-    /// A reviewer's decision on one item of an open campaign, before its deadline. Only
-    /// approvers decide (`Conflict("not_an_approver")`), never on their own item
-    /// (`Conflict("self_review")`), and only once (`Conflict("item_decided")`); a closed or
-    /// overdue campaign refuses (`Conflict("review_closed")`). A revocation applies at once.
+    /// A reviewer's decision on one item of an open campaign, before its deadline. Staff
+    /// approvers decide staff items (`Conflict("not_an_approver")` for other staff,
+    /// `Conflict("reviewed_by_workspace")` for a teammate's item); a workspace decides only its
+    /// own teammates' items (any other is `NotFound` to it). Nobody decides their own item
+    /// (`Conflict("self_review")`), an item is decided once (`Conflict("item_decided")`), and
+    /// a closed or overdue campaign refuses (`Conflict("review_closed")`). A revocation
+    /// applies at once; a workspace's certification is in its activity log.
     pub async fn decide_review_item(
         &self,
         campaign: &ReviewCampaignId,
         item: &ReviewItemId,
         verdict: ReviewVerdict,
-        reviewer: &StaffPrincipal,
+        reviewer: Reviewer<'_>,
         now_ms: i64,
     ) -> Result<ReviewItem, StoreError> {
-        if !reviewer.role.can_approve() {
+        if let Reviewer::Staff(p) = reviewer
+            && !p.role.can_approve()
+        {
             return Err(StoreError::Conflict("not_an_approver"));
         }
         let c = self.access_review_campaign(Some(campaign)).await?;
         let it = self.access_review_item(campaign, item).await?;
+        let actor = match reviewer {
+            Reviewer::Staff(p) => {
+                if it.kind != ReviewItemKind::StaffRole {
+                    return Err(StoreError::Conflict("reviewed_by_workspace"));
+                }
+                Actor::new(ActorType::Staff, Some(p.staff_id.to_string()), None, None)
+            }
+            Reviewer::Workspace { workspace, actor } => {
+                if it.kind != ReviewItemKind::TeammateRole
+                    || it.workspace_id.as_ref() != Some(workspace)
+                {
+                    return Err(StoreError::NotFound);
+                }
+                actor.clone()
+            }
+        };
         if !c.is_open() || now_ms >= c.deadline_at {
             return Err(StoreError::Conflict("review_closed"));
         }
         if it.decision.is_some() {
             return Err(StoreError::Conflict("item_decided"));
         }
-        if it.holder_id == reviewer.staff_id.as_str() {
+        if actor.id.as_deref() == Some(it.holder_id.as_str()) {
             return Err(StoreError::Conflict("self_review"));
         }
+        let decided_by = actor
+            .id
+            .clone()
+            .unwrap_or_else(|| actor.kind.as_str().to_owned());
+        let mut unit = Vec::new();
         let decision = match verdict {
-            ReviewVerdict::Certify => ReviewDecision::Certified,
+            ReviewVerdict::Certify => {
+                if let Some(ws) = &it.workspace_id {
+                    let act = NewActivity::new(
+                        ActivityType::AccessReviewCertified,
+                        &actor,
+                        Target::new("teammate", it.holder_id.as_str()),
+                    )
+                    .with("campaign_id", campaign.as_str())
+                    .with("item_id", item.as_str())
+                    .with("role", it.role.as_str());
+                    unit.push(self.activity_stmt(ws, &act).await?);
+                }
+                ReviewDecision::Certified
+            }
             ReviewVerdict::Revoke => {
-                let actor = Actor::new(
-                    ActorType::Staff,
-                    Some(reviewer.staff_id.to_string()),
-                    None,
-                    None,
-                );
                 if self
                     .revoke_review_item(&it, &actor, "revoked", now_ms)
                     .await?
@@ -769,23 +849,22 @@ impl Cell {
                 }
             }
         };
-        let r = self
-            .writer
-            .write(vec![
-                Stmt::new(
-                    "UPDATE access_review_items SET decision = $3, decided_by = $4, decided_at = $5 WHERE campaign_id = $1 AND id = $2 AND decision IS NULL AND EXISTS (SELECT 1 FROM access_review_campaigns WHERE id = $1 AND closed_at IS NULL AND deadline_at > $5)",
-                    vec![
-                        Arg::Text(campaign.to_string()),
-                        Arg::Text(item.to_string()),
-                        Arg::Text(decision.as_str().to_owned()),
-                        Arg::Text(reviewer.staff_id.to_string()),
-                        Arg::Int(now_ms),
-                    ],
-                )
-                .expect(1),
-                Self::close_campaign_stmt(campaign, now_ms),
-            ])
-            .await;
+        unit.insert(
+            0,
+            Stmt::new(
+                "UPDATE access_review_items SET decision = $3, decided_by = $4, decided_at = $5 WHERE campaign_id = $1 AND id = $2 AND decision IS NULL AND EXISTS (SELECT 1 FROM access_review_campaigns WHERE id = $1 AND closed_at IS NULL AND deadline_at > $5)",
+                vec![
+                    Arg::Text(campaign.to_string()),
+                    Arg::Text(item.to_string()),
+                    Arg::Text(decision.as_str().to_owned()),
+                    Arg::Text(decided_by),
+                    Arg::Int(now_ms),
+                ],
+            )
+            .expect(1),
+        );
+        unit.push(Self::close_campaign_stmt(campaign, now_ms));
+        let r = self.writer.write(unit).await;
         match r {
             Ok(()) => self.access_review_item(campaign, item).await,
             Err(StoreError::NotFound) => {
@@ -799,6 +878,24 @@ impl Cell {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The items of one workspace (its owners and admins) in a campaign.
+    pub async fn workspace_review_items(
+        &self,
+        campaign: &ReviewCampaignId,
+        ws: &WorkspaceId,
+    ) -> Result<Vec<ReviewItem>, StoreError> {
+        self.check_region(ws)?;
+        let rows = sqlx::query(
+            "SELECT campaign_id, id, kind, holder_id, workspace_id, role, permissions, baseline, decision, decided_by, decided_at FROM access_review_items WHERE campaign_id = $1 AND workspace_id = $2 ORDER BY id",
+        )
+        .bind(campaign.as_str())
+        .bind(ws.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Db)?;
+        rows.iter().map(item_from_row).collect()
     }
 
     /// Close campaign `id` when no item is left undecided.
