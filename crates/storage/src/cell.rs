@@ -120,7 +120,7 @@ pub struct Cell {
     subject_keys: BoundedCache<(WorkspaceId, SubjectKeyId), Arc<AeadKey>>,
     conversations: BoundedCache<(WorkspaceId, ConversationId), ConvMeta>,
     /// Erasures, recorded in the key folder apart from the backed-up data (see `ledger.rs`).
-    ledger: crate::ledger::ErasureLedger,
+    ledger: Arc<crate::ledger::ErasureLedger>,
     /// When this process last wrote a workspace's `last_active_at`.
     touched: BoundedCache<WorkspaceId, i64>,
 }
@@ -264,7 +264,10 @@ impl Cell {
             interlock_crypto::audit::AuditSigningKey::load_or_create(&cfg.key_dir, cfg.region)
                 .map_err(|e| StoreError::Config(format!("activity log signing key: {e}")))?;
         let blobs = BlobStore::new(cfg.blob_dir.clone())?;
-        let ledger = crate::ledger::ErasureLedger::open(&cfg.key_dir, cfg.region)?;
+        let ledger = Arc::new(crate::ledger::ErasureLedger::open(
+            &cfg.key_dir,
+            cfg.region,
+        )?);
         let (pool, writer) = db::open(&cfg.backend).await?;
         Ok(Self {
             region: cfg.region,

@@ -169,6 +169,18 @@ impl ErasureLedger {
         Ok(())
     }
 
+    /// [`ErasureLedger::append`] on the blocking pool: the file lock (which may wait for
+    /// another process) and the fsync do not hold up an async worker meanwhile.
+    pub async fn append_off_runtime(
+        ledger: &std::sync::Arc<Self>,
+        records: Vec<ErasureRecord>,
+    ) -> Result<(), StoreError> {
+        let ledger = std::sync::Arc::clone(ledger);
+        tokio::task::spawn_blocking(move || ledger.append(&records))
+            .await
+            .map_err(|e| StoreError::Config(format!("erasure ledger append: {e}")))?
+    }
+
     /// Every record, oldest first. A torn last line (no newline) is ignored; any other line
     /// that is not a record is an error.
     pub fn read_all(&self) -> Result<Vec<ErasureRecord>, StoreError> {

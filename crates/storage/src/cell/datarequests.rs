@@ -446,7 +446,11 @@ impl Cell {
         for act in [&created, &deleted, &completed] {
             unit.push(Self::activity_stmt_with(ws, &wk, act)?);
         }
-        self.ledger.append(&[plan.ledger_record(ws, subject)])?;
+        crate::ledger::ErasureLedger::append_off_runtime(
+            &self.ledger,
+            vec![plan.ledger_record(ws, subject)],
+        )
+        .await?;
         self.writer.write(unit).await?;
         self.after_contact_deletion(ws, &plan).await;
         let request = DataRequest {

@@ -135,7 +135,11 @@ impl Cell {
             self.activity_stmt(ws, &plan.counts.metadata(act.clone()))
                 .await?,
         );
-        self.ledger.append(&[plan.ledger_record(ws, id)])?;
+        crate::ledger::ErasureLedger::append_off_runtime(
+            &self.ledger,
+            vec![plan.ledger_record(ws, id)],
+        )
+        .await?;
         self.writer.write(unit).await?;
         self.after_contact_deletion(ws, &plan).await;
         Ok(plan.counts)

@@ -981,7 +981,7 @@ impl Cell {
                 at_ms,
             })
             .collect();
-        self.ledger.append(&records)?;
+        crate::ledger::ErasureLedger::append_off_runtime(&self.ledger, records).await?;
         self.writer.write(batch.unit).await?;
         for (_, k) in &batch.keys {
             self.subject_keys.remove(&(ws.clone(), k.clone()));
