@@ -30,6 +30,7 @@ store_tests!(
     workspace_approval_and_revocation,
     break_glass_needs_a_second_person,
     passkeys_sign_staff_in_from_their_device,
+    repeated_failures_lock_staff_sign_in,
 );
 
 /// A staff member with their own trusted device and a signed-in session.
@@ -51,12 +52,12 @@ async fn send(
     app.send_with(client, method, path, token, body).await
 }
 
-fn code(secret: &TotpSecret, clock: &OffsetClock) -> String {
+fn code(secret: &TotpSecret, clock: &dyn Clock) -> String {
     secret.code_at(u64::try_from(clock.now_ms() / 1000).unwrap())
 }
 
 /// Add a staff member, issue and register their device, sign them in.
-async fn staff(app: &TestApp, clock: &OffsetClock, email: &str, role: StaffRole) -> Staff {
+async fn staff(app: &TestApp, clock: &dyn Clock, email: &str, role: StaffRole) -> Staff {
     let cell = app.cell(Region::Eu);
     let (member, secret) = cell
         .add_staff(&Email::parse(email).unwrap(), role)
@@ -904,6 +905,67 @@ async fn passkeys_sign_staff_in_from_their_device(store: Store) {
     // Names and credentials are sealed: the name is in no file under the data dir (on
     // SQLite the store itself is there).
     assert!(files_with(&app.data_dir(), MARKER.as_bytes()).is_empty());
+}
+
+/// Five wrong codes lock sign-in (TOTP and passkey alike) with a growing back-off; a right
+/// code during the lock is refused too; after the lock a right code works and resets the count.
+async fn repeated_failures_lock_staff_sign_in(store: Store) {
+    // A clock that stands still: the lengths of the locks are checked.
+    let clock = Arc::new(interlock_storage::ManualClock::new(
+        interlock_storage::now_ms(),
+    ));
+    let c = clock.clone();
+    let app = TestApp::spawn_with(store, move |s| s.clock = c).await;
+    let clock = &*clock;
+    let alice = staff(&app, clock, "alice@operator.example", StaffRole::Support).await;
+    let sign_in = |code: String| {
+        let (app, client, id) = (&app, alice.client.clone(), alice.id.clone());
+        async move {
+            let body = json!({"staff_id": id, "code": code});
+            send(
+                app,
+                &client,
+                Method::POST,
+                "/v1/staff/sessions",
+                None,
+                Some(body),
+            )
+            .await
+        }
+    };
+    // A code that is not the current one (the current one is right, and used).
+    let wrong = || {
+        let right = code(&alice.secret, clock);
+        (0..10)
+            .map(|d| format!("{d}{}", &right[1..]))
+            .find(|c| *c != right)
+            .unwrap()
+    };
+    clock.advance(31_000);
+    for _ in 0..5 {
+        assert_problem(&sign_in(wrong()).await, 401, "invalid_credentials");
+    }
+    // Locked (1 s): the right code is refused too, and so is a passkey challenge.
+    let r = sign_in(code(&alice.secret, clock)).await;
+    assert_eq!(r.status, 429, "{:?}", r.body);
+    assert_eq!(r.headers["retry-after"], "1");
+    let r = alice.challenge(&app, &alice.id).await;
+    assert_eq!(r.status, 429, "{:?}", r.body);
+    // After the lock, one more failure locks for twice as long.
+    clock.advance(1_000);
+    assert_problem(&sign_in(wrong()).await, 401, "invalid_credentials");
+    let r = sign_in(code(&alice.secret, clock)).await;
+    assert_eq!(r.headers["retry-after"], "2", "{:?}", r.body);
+    // Past it, the right code signs in and the count starts again.
+    clock.advance(2_000);
+    let ok = sign_in(code(&alice.secret, clock)).await;
+    assert_eq!(ok.status, 201, "{:?}", ok.body);
+    clock.advance(31_000);
+    for _ in 0..4 {
+        assert_problem(&sign_in(wrong()).await, 401, "invalid_credentials");
+    }
+    let ok = sign_in(code(&alice.secret, clock)).await;
+    assert_eq!(ok.status, 201, "{:?}", ok.body);
 }
 
 const MARKER: &str = "yubikey-marker-5c1f0a";

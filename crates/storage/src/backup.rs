@@ -216,7 +216,8 @@ pub static TABLES: &[TableSpec] = &[
     // Operator staff (region-wide) and their grants to workspaces.
     table!(staff, pk(id), purge("none"),
         id: Text, email_ct: Bytes, role: Text, totp_secret_ct: Bytes, master_version: Int,
-        totp_last_step: Int, created_at: Int, disabled_at: Int),
+        totp_last_step: Int, created_at: Int, disabled_at: Int, failed_sign_ins: Int,
+        sign_in_locked_until: Int),
     table!(staff_devices, pk(serial), purge("none"),
         serial: Text, staff_id: Text, fingerprint: Text, name: Text, issued_at: Int,
         expires_at: Int, revoked_at: Int),

@@ -2408,6 +2408,18 @@ pub static DATA_MAP: &[Collection] = &[
                 description: "When the member was disabled (sessions and grants end at once).",
                 ..STAFF
             },
+            Field {
+                name: "failed_sign_ins",
+                data_category: SYS_AUTH,
+                description: "Failed sign-ins (TOTP codes, passkey answers) since the last success.",
+                ..STAFF
+            },
+            Field {
+                name: "sign_in_locked_until",
+                data_category: SYS_AUTH,
+                description: "After five failures, no sign-in is accepted before this time (exponential back-off, 15 minutes at most).",
+                ..STAFF
+            },
         ],
         indexes: &[],
     },

@@ -131,3 +131,36 @@ impl Clock for OffsetClock {
         now_ms() + self.offset_ms.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
+
+impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
+    fn now_ms(&self) -> i64 {
+        (**self).now_ms()
+    }
+}
+
+/// A clock that stands still until moved: tests that check a duration (a lock's length) do
+/// not depend on how fast the machine runs them.
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    now_ms: std::sync::atomic::AtomicI64,
+}
+
+impl ManualClock {
+    pub fn new(now_ms: i64) -> Self {
+        Self {
+            now_ms: std::sync::atomic::AtomicI64::new(now_ms),
+        }
+    }
+
+    /// Move the clock `ms` on.
+    pub fn advance(&self, ms: i64) {
+        self.now_ms
+            .fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.now_ms.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

@@ -615,6 +615,10 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
                 expires_at BIGINT NOT NULL
             )",
             "CREATE INDEX staff_ceremonies_expires ON staff_ceremonies (expires_at)",
+            // Failed staff sign-ins (TOTP codes, passkey answers): after five, sign-in is
+            // locked with exponential back-off, whatever the method.
+            "ALTER TABLE staff ADD COLUMN failed_sign_ins BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE staff ADD COLUMN sign_in_locked_until BIGINT",
         ],
     ),
 ];

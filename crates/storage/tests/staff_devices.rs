@@ -6,7 +6,7 @@
 
 mod common;
 
-cell_tests!(devices, staff_auth_expiry);
+cell_tests!(devices, staff_auth_expiry, sign_in_lock);
 
 use interlock_crypto::DeviceCa;
 use interlock_domain::Region;
@@ -218,5 +218,72 @@ async fn staff_auth_expiry(cell: Cell, _dir: &std::path::Path) {
     ));
     cell.delete_staff_passkey(&alice, &pk).await.unwrap();
     assert!(cell.staff_passkeys(&alice).await.unwrap().is_empty());
+    cell.close().await;
+}
+
+/// Five failures lock sign-in, growing from 1 s and doubling; while locked no session opens
+/// even for a right answer (the check is in the statement, not only before it); a success
+/// resets the count.
+async fn sign_in_lock(cell: Cell, _dir: &std::path::Path) {
+    use interlock_domain::StaffId;
+    let alice = StaffId::new();
+    staff_row(&cell, alice.as_str(), None).await;
+    let t = 1_000_000;
+    for i in 0..4 {
+        cell.record_staff_sign_in_failure(&alice, t + i)
+            .await
+            .unwrap();
+        assert_eq!(
+            cell.staff_sign_in_locked(&alice, t + i).await.unwrap(),
+            None
+        );
+    }
+    cell.record_staff_sign_in_failure(&alice, t).await.unwrap();
+    assert_eq!(
+        cell.staff_sign_in_locked(&alice, t).await.unwrap(),
+        Some(t + 1000)
+    );
+    assert!(
+        cell.staff_passkey_sign_in(&alice, "0a", t + 999)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        cell.staff_sign_in_locked(&alice, t + 1000).await.unwrap(),
+        None
+    );
+    cell.record_staff_sign_in_failure(&alice, t + 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        cell.staff_sign_in_locked(&alice, t + 1000).await.unwrap(),
+        Some(t + 3000)
+    );
+    // Many failures: the lock stops growing at 15 minutes.
+    for _ in 0..30 {
+        cell.record_staff_sign_in_failure(&alice, t).await.unwrap();
+    }
+    assert_eq!(
+        cell.staff_sign_in_locked(&alice, t).await.unwrap(),
+        Some(t + 15 * 60 * 1000)
+    );
+    let later = t + 15 * 60 * 1000;
+    assert!(
+        cell.staff_passkey_sign_in(&alice, "0a", later)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Reset: four more failures lock nothing.
+    for _ in 0..4 {
+        cell.record_staff_sign_in_failure(&alice, later)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        cell.staff_sign_in_locked(&alice, later).await.unwrap(),
+        None
+    );
     cell.close().await;
 }

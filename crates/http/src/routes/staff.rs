@@ -230,7 +230,8 @@ fn grant_id(raw: &str) -> Result<StaffGrantId, ApiError> {
 #[utoipa::path(post, path = "/v1/staff/sessions", tag = "staff",
     request_body = SignInBody,
     responses((status = 201, body = StaffSessionOut),
-        (status = 401, description = "`device_certificate_required`, `device_unknown`, `device_revoked`, `device_expired`, `invalid_credentials`")))]
+        (status = 401, description = "`device_certificate_required`, `device_unknown`, `device_revoked`, `device_expired`, `invalid_credentials`"),
+        (status = 429, description = "sign-in locked after repeated failures (`Retry-After`)")))]
 pub async fn sign_in(
     device: TrustedDevice,
     axum::extract::State(state): axum::extract::State<Arc<AppState>>,
@@ -245,11 +246,15 @@ pub async fn sign_in(
         return Err(BAD);
     }
     let now = state.clock.now_ms();
-    let token = device
+    not_locked(&device.cell, &id, now).await?;
+    let Some(token) = device
         .cell
         .staff_sign_in(&id, &body.code, &device.serial, now)
         .await?
-        .ok_or(BAD)?;
+    else {
+        device.cell.record_staff_sign_in_failure(&id, now).await?;
+        return Err(BAD);
+    };
     let member = device.cell.get_staff(&id).await?;
     Ok((
         StatusCode::CREATED,
@@ -260,6 +265,18 @@ pub async fn sign_in(
             expires_at: now + interlock_storage::STAFF_SESSION_MS,
         }),
     ))
+}
+
+/// `429` (with `Retry-After`) while the member's sign-in is locked after repeated failures.
+pub(crate) async fn not_locked(cell: &Cell, id: &StaffId, now_ms: i64) -> Result<(), ApiError> {
+    match cell.staff_sign_in_locked(id, now_ms).await? {
+        Some(until) => Err(ApiError::RateLimited {
+            retry_after_s: u64::try_from((until - now_ms + 999) / 1000)
+                .unwrap_or(1)
+                .max(1),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Sign out: end this staff session.

@@ -23,7 +23,7 @@ use crate::routes::passkeys::{
     FinishRegistration, PasskeyChallenge, PasskeyLogin, PasskeyOut, authenticated, counters_moved,
     decode, login_options, parse_credential, registered, registration_options,
 };
-use crate::routes::staff::{StaffAuth, StaffSessionOut};
+use crate::routes::staff::{StaffAuth, StaffSessionOut, not_locked};
 
 const REGISTRATION: &str = "registration";
 const AUTHENTICATION: &str = "authentication";
@@ -178,7 +178,8 @@ pub async fn remove(auth: StaffAuth, Path(id): Path<String>) -> Result<StatusCod
     request_body = StaffPasskeyChallengeBody,
     responses((status = 200, body = StaffPasskeyChallenge),
         (status = 401, description = "`device_certificate_required`, `device_unknown`, `device_revoked`, `device_expired`, `invalid_credentials`"),
-        (status = 409, description = "`no_passkey`: register one first (sign in with TOTP)")))]
+        (status = 409, description = "`no_passkey`: register one first (sign in with TOTP)"),
+        (status = 429, description = "sign-in locked after repeated failures (`Retry-After`)")))]
 pub async fn start_login(
     device: TrustedDevice,
     State(state): State<Arc<AppState>>,
@@ -188,6 +189,7 @@ pub async fn start_login(
     if id.as_str() != device.staff_id {
         return Err(BAD_STAFF);
     }
+    not_locked(&device.cell, &id, state.clock.now_ms()).await?;
     let keys = keys_of(stored(&device.cell, &id).await?);
     if keys.is_empty() {
         return Err(ApiError::Conflict {
@@ -216,7 +218,8 @@ const BAD_STAFF: ApiError = ApiError::Unauthorized {
 #[utoipa::path(post, path = "/v1/staff/sessions/passkey", tag = "staff",
     request_body = PasskeyLogin,
     responses((status = 201, body = StaffSessionOut),
-        (status = 401, description = "`invalid_passkey`, or a device error")))]
+        (status = 401, description = "`invalid_passkey`, or a device error"),
+        (status = 429, description = "sign-in locked after repeated failures (`Retry-After`)")))]
 pub async fn login(
     device: TrustedDevice,
     State(state): State<Arc<AppState>>,
@@ -233,14 +236,17 @@ pub async fn login(
     if ceremony.staff_id.as_str() != device.staff_id || ceremony.device_serial != device.serial {
         return Err(BAD_CEREMONY);
     }
-    let result =
-        authenticated(&state.webauthn, &credential, &ceremony.state)?.ok_or(BAD_CEREMONY)?;
     let me = &ceremony.staff_id;
+    let now = state.clock.now_ms();
+    not_locked(&device.cell, me, now).await?;
+    let Some(result) = authenticated(&state.webauthn, &credential, &ceremony.state)? else {
+        device.cell.record_staff_sign_in_failure(me, now).await?;
+        return Err(BAD_CEREMONY);
+    };
     // Keep the signature counter current (clone detection).
     for (id, json) in counters_moved(stored(&device.cell, me).await?, &result)? {
         device.cell.update_staff_passkey(me, &id, &json).await?;
     }
-    let now = state.clock.now_ms();
     let token = device
         .cell
         .staff_passkey_sign_in(me, &device.serial, now)

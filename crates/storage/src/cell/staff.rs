@@ -29,6 +29,11 @@ use crate::db::{Arg, Stmt};
 /// A staff session lasts at most this long: 8 hours.
 pub const STAFF_SESSION_MS: i64 = 8 * 3_600_000;
 
+/// Failed sign-ins a staff member may have before sign-in locks.
+pub const STAFF_FREE_FAILURES: i64 = 5;
+/// The longest sign-in lock: 15 minutes.
+pub const STAFF_MAX_LOCK_MS: i64 = 15 * 60 * 1000;
+
 /// A member of the operator's staff.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaffMember {
@@ -268,10 +273,11 @@ impl Cell {
         let r = self
             .writer
             .write(vec![
-                // Replay protection: a step at or before the last one accepted is refused.
+                // Replay protection: a step at or before the last one accepted is refused; so
+                // is any code while sign-in is locked (even a right one: no guessing on).
                 Stmt::new(
-                    "UPDATE staff SET totp_last_step = $2 WHERE id = $1 AND disabled_at IS NULL AND totp_last_step < $2",
-                    vec![Arg::Text(id.to_string()), Arg::Int(step)],
+                    "UPDATE staff SET totp_last_step = $2, failed_sign_ins = 0, sign_in_locked_until = NULL WHERE id = $1 AND disabled_at IS NULL AND totp_last_step < $2 AND (sign_in_locked_until IS NULL OR sign_in_locked_until <= $3)",
+                    vec![Arg::Text(id.to_string()), Arg::Int(step), Arg::Int(now_ms)],
                 )
                 .expect(1),
                 Self::staff_session_stmt(&token, id, device_serial, now_ms),
@@ -285,7 +291,7 @@ impl Cell {
     }
 
     /// The insert of a new session (8 hours, bound to the device); it fails with `NotFound`
-    /// when the member is disabled.
+    /// when the member is disabled or their sign-in is locked.
     pub(super) fn staff_session_stmt(
         token: &RegionToken,
         id: &StaffId,
@@ -293,7 +299,7 @@ impl Cell {
         now_ms: i64,
     ) -> Stmt {
         Stmt::new(
-            "INSERT INTO staff_sessions (token_hash, staff_id, device_serial, created_at, expires_at) SELECT $1, id, $3, $4, $5 FROM staff WHERE id = $2 AND disabled_at IS NULL",
+            "INSERT INTO staff_sessions (token_hash, staff_id, device_serial, created_at, expires_at) SELECT $1, id, $3, $4, $5 FROM staff WHERE id = $2 AND disabled_at IS NULL AND (sign_in_locked_until IS NULL OR sign_in_locked_until <= $4)",
             vec![
                 Arg::Bytes(token.hash().as_bytes().to_vec()),
                 Arg::Text(id.to_string()),
@@ -303,6 +309,56 @@ impl Cell {
             ],
         )
         .expect(1)
+    }
+
+    /// Until when a staff member's sign-in is locked (ms since the epoch), if it is at
+    /// `now_ms`.
+    pub async fn staff_sign_in_locked(
+        &self,
+        id: &StaffId,
+        now_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let until: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT sign_in_locked_until FROM staff WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::Db)?;
+        Ok(until.flatten().filter(|u| *u > now_ms))
+    }
+
+    /// Count a failed staff sign-in (a wrong or replayed TOTP code, a passkey answer that
+    /// does not verify). From the fifth on, sign-in locks for 1 s, doubling with each failure,
+    /// 15 minutes at most; a success resets the count.
+    pub async fn record_staff_sign_in_failure(
+        &self,
+        id: &StaffId,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let failures: Option<i64> =
+            sqlx::query_scalar("SELECT failed_sign_ins FROM staff WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::Db)?;
+        let Some(failures) = failures.map(|f| f + 1) else {
+            return Ok(());
+        };
+        let lock_ms = if failures >= STAFF_FREE_FAILURES {
+            (1000i64 << (failures - STAFF_FREE_FAILURES).min(20)).min(STAFF_MAX_LOCK_MS)
+        } else {
+            0
+        };
+        self.writer
+            .write(vec![Stmt::new(
+                "UPDATE staff SET failed_sign_ins = failed_sign_ins + 1, sign_in_locked_until = CASE WHEN $3 > 0 THEN $2 + $3 ELSE sign_in_locked_until END WHERE id = $1",
+                vec![
+                    Arg::Text(id.to_string()),
+                    Arg::Int(now_ms),
+                    Arg::Int(lock_ms),
+                ],
+            )])
+            .await
     }
 
     /// The staff member behind a session token presented from `device_serial`; `None` when

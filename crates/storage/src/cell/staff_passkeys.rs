@@ -219,7 +219,8 @@ impl Cell {
     }
 
     /// Open a session for a staff member whose passkey answered a sign-in challenge on the
-    /// trusted device `device_serial`. `None` when the member was disabled meanwhile.
+    /// trusted device `device_serial` (and reset their failure count). `None` when the member
+    /// was disabled meanwhile or their sign-in is locked.
     pub async fn staff_passkey_sign_in(
         &self,
         staff: &StaffId,
@@ -229,12 +230,13 @@ impl Cell {
         let token = RegionToken::generate(TokenKind::StaffSession, self.region)?;
         let r = self
             .writer
-            .write(vec![Self::staff_session_stmt(
-                &token,
-                staff,
-                device_serial,
-                now_ms,
-            )])
+            .write(vec![
+                Self::staff_session_stmt(&token, staff, device_serial, now_ms),
+                Stmt::new(
+                    "UPDATE staff SET failed_sign_ins = 0, sign_in_locked_until = NULL WHERE id = $1",
+                    vec![Arg::Text(staff.to_string())],
+                ),
+            ])
             .await;
         match r {
             Ok(()) => Ok(Some(token)),
