@@ -69,6 +69,8 @@ struct Member {
     role: &'static str,
     created_at: i64,
     disabled_at: Option<i64>,
+    /// How many passkeys the member registered (sign-in with TOTP works either way).
+    passkeys: usize,
 }
 
 fn one_region(store: &StoreArgs, region: Option<Region>) -> Result<Region> {
@@ -125,18 +127,25 @@ pub async fn list(args: ListArgs) -> Result<()> {
     let mut out = Vec::new();
     for region in regions(&args.store, args.region)? {
         let (cell, _) = open(&args.store, region).await?;
-        let members = cell.list_staff().await;
-        cell.close().await;
-        for m in members? {
-            out.push(Member {
-                id: m.id.to_string(),
-                region,
-                email: m.email,
-                role: m.role.as_str(),
-                created_at: m.created_at,
-                disabled_at: m.disabled_at,
-            });
+        let listed = async {
+            let mut listed = Vec::new();
+            for m in cell.list_staff().await? {
+                let passkeys = cell.staff_passkeys(&m.id).await?.len();
+                listed.push(Member {
+                    id: m.id.to_string(),
+                    region,
+                    email: m.email,
+                    role: m.role.as_str(),
+                    created_at: m.created_at,
+                    disabled_at: m.disabled_at,
+                    passkeys,
+                });
+            }
+            Ok::<_, interlock_storage::StoreError>(listed)
         }
+        .await;
+        cell.close().await;
+        out.extend(listed?);
     }
     if args.json {
         println!("{}", serde_json::json!({ "staff": out }));
@@ -148,8 +157,8 @@ pub async fn list(args: ListArgs) -> Result<()> {
                 "active"
             };
             println!(
-                "{}  {}  {:<8}  {}  {}",
-                m.id, m.region, m.role, state, m.email
+                "{}  {}  {:<8}  {:<8}  {} passkey(s)  {}",
+                m.id, m.region, m.role, state, m.passkeys, m.email
             );
         }
     }

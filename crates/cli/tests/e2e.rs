@@ -2239,6 +2239,7 @@ async fn staff_device_issue_list_revoke() {
         "{staff}"
     );
     assert_eq!(staff["staff"][0]["role"], "support", "{staff}");
+    assert_eq!(staff["staff"][0]["passkeys"], 0, "{staff}");
     let out = tmp.path().join("alice-laptop");
     let out_s = out.to_str().expect("path").to_owned();
 
