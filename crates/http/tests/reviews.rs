@@ -119,6 +119,9 @@ async fn approvers_review_and_the_deadline_revokes(store: Store) {
     let app = TestApp::spawn_with(store, move |s| {
         s.retention.sweep_every_s = 1;
         s.clock = c;
+        // The webhook receiver below is a plain-http address that nothing delivers to.
+        s.outbound.allow_insecure_http = true;
+        s.outbound.poll_interval_ms = 3_600_000;
     })
     .await;
     // Without an approver nobody could review: the sweeper (every second) starts nothing, and a
@@ -147,7 +150,7 @@ async fn approvers_review_and_the_deadline_revokes(store: Store) {
     let ann = staff(&app, "ann@operator.example", StaffRole::Approver).await;
     let bob = staff(&app, "bob@operator.example", StaffRole::Approver).await;
     let sue = staff(&app, "sue@operator.example", StaffRole::Support).await;
-    let (_ws, token) = app.workspace("eu").await;
+    let (ws, token) = app.workspace("eu").await;
     let admin = app.teammate(&token, "admin@acme.example", "admin").await;
     let late = app.teammate(&token, "late@acme.example", "admin").await;
     let agent = app.teammate(&token, "agent@acme.example", "agent").await;
@@ -170,6 +173,26 @@ async fn approvers_review_and_the_deadline_revokes(store: Store) {
     assert_problem(&r, 403, "approver_required");
     let r = call(&app, &sue.client, Method::POST, path, Some(&sue_t), None).await;
     assert_problem(&r, 403, "approver_required");
+
+    // The customer subscribes to the campaign's start (the receiver's host is a registered
+    // sub-processor of the region, as every outbound destination must be).
+    let sp = app
+        .post(
+            "/v1/operator/subprocessors",
+            &app.operator,
+            json!({"name": "Pager", "purpose": "Alerts", "data_categories": ["system.operations"],
+                "regions": ["eu"], "hosts": ["127.0.0.1"], "deletion_notice_url": "http://127.0.0.1:9/erasure"}),
+        )
+        .await;
+    assert_eq!(sp.status, 201, "{:?}", sp.body);
+    let hook = app
+        .post(
+            "/v1/webhooks",
+            &token,
+            json!({"url": "http://127.0.0.1:9/hook", "events": ["access_review.started"]}),
+        )
+        .await;
+    assert_eq!(hook.status, 201, "{:?}", hook.body);
 
     // Start one now: staff and the workspace's admins, not its agent.
     let r = call(&app, &ann.client, Method::POST, path, Some(&ann_t), None).await;
@@ -248,6 +271,13 @@ async fn approvers_review_and_the_deadline_revokes(store: Store) {
     assert_eq!(started.len(), 1, "{:?}", log.body);
     assert_eq!(started[0]["metadata"]["campaign_id"], id.as_str());
     assert_eq!(started[0]["metadata"]["items"], 2);
+    let ws_id = interlock_domain::WorkspaceId::parse(&ws).unwrap();
+    let deliveries = app.cell(Region::Eu).deliveries(&ws_id, 100).await.unwrap();
+    let queued: Vec<_> = deliveries
+        .iter()
+        .filter(|d| d.event == "access_review.started")
+        .collect();
+    assert_eq!(queued.len(), 1, "{deliveries:?}");
     let mine = app
         .get("/v1/workspace/access-reviews/current", &token)
         .await;
