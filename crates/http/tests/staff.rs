@@ -775,6 +775,35 @@ async fn passkeys_sign_staff_in_from_their_device(store: Store) {
     // No passkey yet: a passkey sign-in is refused with a pointer to TOTP.
     assert_problem(&alice.challenge(&app, &alice.id).await, 409, "no_passkey");
 
+    // Bad input: clear 4xx answers, nothing stored.
+    let start = alice.start_registration(&app).await;
+    let r = alice
+        .finish_registration(&app, &start, "key", json!({"id": 7}))
+        .await;
+    assert_problem(&r, 400, "invalid_credential");
+    let cred = key.register(&start);
+    let r = alice.finish_registration(&app, &start, "", cred).await;
+    assert_eq!(r.status, 422, "{:?}", r.body);
+    let r = alice
+        .call(&app, Method::DELETE, "/v1/staff/passkeys/nope", None)
+        .await;
+    assert_problem(&r, 400, "invalid_id");
+    let unknown = format!("/v1/staff/passkeys/pk_{}", "0".repeat(32));
+    let r = alice.call(&app, Method::DELETE, &unknown, None).await;
+    assert_problem(&r, 404, "not_found");
+    let r = send(
+        &app,
+        &alice.client,
+        Method::POST,
+        "/v1/staff/sessions/passkey",
+        None,
+        Some(json!({"login_id": "ilc_eu_nothing", "credential": {}})),
+    )
+    .await;
+    assert_problem(&r, 400, "invalid_credential");
+    let r = alice.challenge(&app, "sf_nope").await;
+    assert_problem(&r, 401, "invalid_credentials");
+
     // Registration asks for user verification; an answer without it is refused.
     let start = alice.start_registration(&app).await;
     assert_eq!(
