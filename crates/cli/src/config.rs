@@ -100,7 +100,7 @@ pub struct FileConfig {
     #[serde(default)]
     pub outbound: interlock_http::outbox::OutboundSettings,
     /// Operator staff access: `[staff] max_grant_s = 14400`, `review_every_days = 91`,
-    /// `review_window_days = 14`.
+    /// `review_window_days = 14`, `totp_with_passkey = true`.
     #[serde(default)]
     pub staff: interlock_http::staff_settings::StaffSettings,
 }

@@ -12,6 +12,10 @@ pub struct StaffSettings {
     pub review_every_days: i64,
     /// Reviewers have this many days; unreviewed items are then revoked (default 14).
     pub review_window_days: i64,
+    /// Whether a member who registered a passkey may still sign in with a TOTP code (default
+    /// true). `false` makes passkeys (phishing-resistant) the only way in once a member has
+    /// one; TOTP then serves only to sign in the first time and register it.
+    pub totp_with_passkey: bool,
 }
 
 impl Default for StaffSettings {
@@ -20,6 +24,7 @@ impl Default for StaffSettings {
             max_grant_s: interlock_domain::staff::DEFAULT_MAX_GRANT_S,
             review_every_days: 91,
             review_window_days: 14,
+            totp_with_passkey: true,
         }
     }
 }

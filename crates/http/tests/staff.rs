@@ -31,6 +31,7 @@ store_tests!(
     break_glass_needs_a_second_person,
     passkeys_sign_staff_in_from_their_device,
     repeated_failures_lock_staff_sign_in,
+    passkey_only_once_enrolled,
 );
 
 /// A staff member with their own trusted device and a signed-in session.
@@ -995,6 +996,35 @@ async fn repeated_failures_lock_staff_sign_in(store: Store) {
     }
     let ok = sign_in(code(&alice.secret, clock)).await;
     assert_eq!(ok.status, 201, "{:?}", ok.body);
+}
+
+/// `[staff] totp_with_passkey = false`: TOTP signs a member in until they register a passkey,
+/// and not after; the passkey does.
+async fn passkey_only_once_enrolled(store: Store) {
+    let clock = Arc::new(OffsetClock::new(0));
+    let c = clock.clone();
+    let app = TestApp::spawn_with(store, move |s| {
+        s.clock = c;
+        s.staff.totp_with_passkey = false;
+    })
+    .await;
+    // Signing in with TOTP works while there is no passkey (the helper does it).
+    let alice = staff(&app, &clock, "alice@operator.example", StaffRole::Support).await;
+    let mut key = Key::new(&app);
+    let start = alice.start_registration(&app).await;
+    let cred = key.register(&start);
+    let done = alice
+        .finish_registration(&app, &start, "touch id", cred)
+        .await;
+    assert_eq!(done.status, 201, "{:?}", done.body);
+    clock.set_offset(31_000);
+    let body = json!({"staff_id": alice.id, "code": code(&alice.secret, &clock)});
+    let path = "/v1/staff/sessions";
+    let r = send(&app, &alice.client, Method::POST, path, None, Some(body)).await;
+    assert_problem(&r, 403, "passkey_required");
+    let ch = alice.challenge(&app, &alice.id).await;
+    let r = alice.answer(&app, &ch, key.sign(&ch)).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
 }
 
 const MARKER: &str = "yubikey-marker-5c1f0a";

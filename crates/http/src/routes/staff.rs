@@ -231,6 +231,7 @@ fn grant_id(raw: &str) -> Result<StaffGrantId, ApiError> {
     request_body = SignInBody,
     responses((status = 201, body = StaffSessionOut),
         (status = 401, description = "`device_certificate_required`, `device_unknown`, `device_revoked`, `device_expired`, `invalid_credentials`"),
+        (status = 403, description = "`passkey_required` (`[staff] totp_with_passkey = false` and the member has a passkey)"),
         (status = 429, description = "sign-in locked after repeated failures (`Retry-After`)")))]
 pub async fn sign_in(
     device: TrustedDevice,
@@ -247,6 +248,12 @@ pub async fn sign_in(
     }
     let now = state.clock.now_ms();
     not_locked(&device.cell, &id, now).await?;
+    if !state.staff.totp_with_passkey && !device.cell.staff_passkeys(&id).await?.is_empty() {
+        return Err(ApiError::Forbidden {
+            code: "passkey_required",
+            detail: "this staff member has a passkey and the operator allows no TOTP sign-in then: sign in with the passkey (POST /v1/staff/sessions/passkey-challenges)",
+        });
+    }
     let Some(token) = device
         .cell
         .staff_sign_in(&id, &body.code, &device.serial, now)
