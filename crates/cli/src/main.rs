@@ -105,6 +105,8 @@ enum StaffCmd {
     List(staff::ListArgs),
     /// Disable a staff member: their sessions end and their grants stop working at once.
     Disable(staff::DisableArgs),
+    /// Remove a member's passkeys (a lost authenticator): they sign in with TOTP again.
+    RemovePasskeys(staff::RemovePasskeysArgs),
     /// Trusted devices: client certificates from the region's device CA.
     Device {
         #[command(subcommand)]
@@ -222,6 +224,7 @@ async fn run(cli: Cli) -> Result<()> {
             StaffCmd::Add(args) => staff::add(args).await,
             StaffCmd::List(args) => staff::list(args).await,
             StaffCmd::Disable(args) => staff::disable(args).await,
+            StaffCmd::RemovePasskeys(args) => staff::remove_passkeys(args).await,
             StaffCmd::Device { cmd } => staff_device::run(cmd).await,
         },
         Command::Backup(args) => backup::backup(args).await,

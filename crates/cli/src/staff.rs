@@ -1,5 +1,5 @@
-//! `interlock staff add|list|disable`: the operator's staff members (docs/staff-access.md),
-//! offline over a data folder. Staff are principals of one region and hold no standing access
+//! `interlock staff add|list|disable|remove-passkeys`: the operator's staff members
+//! (docs/staff-access.md), offline over a data folder. Staff are principals of one region and hold no standing access
 //! to any workspace; `add` prints the member's TOTP secret once (for their authenticator app).
 
 use anyhow::{Context, Result, bail};
@@ -44,6 +44,20 @@ pub struct DisableArgs {
     /// The staff member (`sf_…`).
     #[arg(long)]
     pub staff_id: String,
+    #[arg(long)]
+    pub region: Option<Region>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RemovePasskeysArgs {
+    /// The staff member (`sf_…`).
+    #[arg(long)]
+    pub staff_id: String,
+    /// Only this passkey (`pk_…`); all of the member's passkeys when left out.
+    #[arg(long)]
+    pub passkey_id: Option<String>,
     #[arg(long)]
     pub region: Option<Region>,
     #[command(flatten)]
@@ -191,6 +205,48 @@ pub async fn disable(args: DisableArgs) -> Result<()> {
             }
             Some(Err(e)) => return Err(e.into()),
             None => {}
+        }
+    }
+    bail!("no staff member {id}")
+}
+
+/// Remove a member's passkeys (a lost or replaced authenticator): they sign in with their TOTP
+/// code again and register a new one.
+pub async fn remove_passkeys(args: RemovePasskeysArgs) -> Result<()> {
+    let id =
+        StaffId::parse(&args.staff_id).map_err(|e| anyhow::anyhow!("--staff-id: {}", e.message))?;
+    let only = args
+        .passkey_id
+        .as_deref()
+        .map(interlock_domain::PasskeyId::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--passkey-id: {}", e.message))?;
+    for region in regions(&args.store, args.region)? {
+        let (cell, _) = open(&args.store, region).await?;
+        let removed = async {
+            match cell.get_staff(&id).await {
+                Ok(_) => {}
+                Err(interlock_storage::StoreError::NotFound) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+            let mut removed = 0usize;
+            for p in cell.staff_passkeys(&id).await? {
+                if only.as_ref().is_none_or(|o| *o == p.id) {
+                    cell.delete_staff_passkey(&id, &p.id).await?;
+                    removed += 1;
+                }
+            }
+            Ok(Some(removed))
+        }
+        .await;
+        cell.close().await;
+        match removed? {
+            None => continue,
+            Some(0) if only.is_some() => bail!("staff member {id} has no such passkey"),
+            Some(n) => {
+                println!("staff member {id}: {n} passkey(s) removed in region {region}");
+                return Ok(());
+            }
         }
     }
     bail!("no staff member {id}")

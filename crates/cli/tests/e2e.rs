@@ -2240,6 +2240,58 @@ async fn staff_device_issue_list_revoke() {
     );
     assert_eq!(staff["staff"][0]["role"], "support", "{staff}");
     assert_eq!(staff["staff"][0]["passkeys"], 0, "{staff}");
+    // A lost authenticator: the operator removes the member's passkeys (registered here
+    // straight in the store), one or all; they then sign in with TOTP and register anew.
+    {
+        let region = interlock_domain::Region::Eu;
+        let mut s = interlock_http::server::Settings::new(&data);
+        s.regions = vec![region];
+        let cfg = interlock_http::server::cell_config(&s, region)
+            .await
+            .expect("config");
+        let cell = interlock_storage::Cell::open(cfg).await.expect("cell");
+        let id = interlock_domain::StaffId::parse(&alice).expect("id");
+        for name in ["laptop", "phone"] {
+            cell.add_staff_passkey(&id, name, b"{}")
+                .await
+                .expect("passkey");
+        }
+        cell.close().await;
+    }
+    let passkeys = || {
+        let l = interlock(&["staff", "list", "--data-dir", &dir, "--json"]);
+        let l: Value = serde_json::from_slice(&l.stdout).expect("json");
+        l["staff"][0]["passkeys"].clone()
+    };
+    assert_eq!(passkeys(), 2);
+    let remove = |extra: &[&str]| {
+        let mut a = vec!["staff", "remove-passkeys", "--data-dir", &dir];
+        a.extend_from_slice(extra);
+        interlock(&a)
+    };
+    let unknown_pk = format!("pk_{}", "0".repeat(32));
+    let r = remove(&["--staff-id", &alice, "--passkey-id", &unknown_pk]);
+    assert!(
+        !r.ok() && r.text().contains("no such passkey"),
+        "{}",
+        r.text()
+    );
+    let r = remove(&["--staff-id", &format!("sf_{}", "0".repeat(32))]);
+    assert!(
+        !r.ok() && r.text().contains("no staff member"),
+        "{}",
+        r.text()
+    );
+    let r = remove(&["--staff-id", "nope"]);
+    assert!(!r.ok() && r.text().contains("--staff-id"), "{}", r.text());
+    assert_eq!(passkeys(), 2);
+    let r = remove(&["--staff-id", &alice]);
+    assert!(
+        r.ok() && r.text().contains("2 passkey(s) removed"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(passkeys(), 0);
     let out = tmp.path().join("alice-laptop");
     let out_s = out.to_str().expect("path").to_owned();
 
