@@ -6,6 +6,7 @@
 //! schedule: at an open campaign's deadline every undecided item is revoked and the campaign
 //! closes, and a new campaign starts when the last began `--every-days` ago.
 
+use crate::retention::rfc3339;
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use interlock_domain::{Region, ReviewCampaignId};
@@ -99,16 +100,6 @@ fn schedule(every_days: i64, window_days: i64) -> Result<ReviewSchedule> {
         );
     }
     Ok(ReviewSchedule::from_days(every_days, window_days))
-}
-
-fn rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| ms.to_string())
 }
 
 fn status(c: &ReviewCampaign, now_ms: i64) -> &'static str {

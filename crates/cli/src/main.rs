@@ -107,6 +107,9 @@ enum StaffCmd {
     Disable(staff::DisableArgs),
     /// Remove a member's passkeys (a lost authenticator): they sign in with TOTP again.
     RemovePasskeys(staff::RemovePasskeysArgs),
+    /// The region's staff audit log (sign-ins, failures, passkeys, devices), or --verify its
+    /// hash chain.
+    AuditLog(staff::AuditLogArgs),
     /// Trusted devices: client certificates from the region's device CA.
     Device {
         #[command(subcommand)]
@@ -225,6 +228,7 @@ async fn run(cli: Cli) -> Result<()> {
             StaffCmd::List(args) => staff::list(args).await,
             StaffCmd::Disable(args) => staff::disable(args).await,
             StaffCmd::RemovePasskeys(args) => staff::remove_passkeys(args).await,
+            StaffCmd::AuditLog(args) => staff::audit_log(args).await,
             StaffCmd::Device { cmd } => staff_device::run(cmd).await,
         },
         Command::Backup(args) => backup::backup(args).await,

@@ -1,4 +1,4 @@
-//! `interlock staff add|list|disable|remove-passkeys`: the operator's staff members
+//! `interlock staff add|list|disable|remove-passkeys|audit-log`: the operator's staff members
 //! (docs/staff-access.md), offline over a data folder. Staff are principals of one region and hold no standing access
 //! to any workspace; `add` prints the member's TOTP secret once (for their authenticator app).
 
@@ -60,6 +60,21 @@ pub struct RemovePasskeysArgs {
     pub passkey_id: Option<String>,
     #[arg(long)]
     pub region: Option<Region>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditLogArgs {
+    #[arg(long)]
+    pub region: Option<Region>,
+    /// Check the whole hash chain from genesis instead of printing entries; exits non-zero
+    /// where it is broken.
+    #[arg(long)]
+    pub verify: bool,
+    /// Print JSON (entries as JSON lines; with --verify one object).
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -250,4 +265,65 @@ pub async fn remove_passkeys(args: RemovePasskeysArgs) -> Result<()> {
         }
     }
     bail!("no staff member {id}")
+}
+
+/// Print the region's staff audit log, or verify its chain.
+pub async fn audit_log(args: AuditLogArgs) -> Result<()> {
+    let mut broken = Vec::new();
+    for region in regions(&args.store, args.region)? {
+        let (cell, _) = open(&args.store, region).await?;
+        let r = async {
+            if args.verify {
+                let v = cell.verify_staff_audit().await?;
+                match &v {
+                    Ok(n) if args.json => println!(
+                        "{}",
+                        serde_json::json!({"region": region, "ok": true, "entries": n})
+                    ),
+                    Ok(n) => println!("region {region}: the staff audit chain verifies ({n} entries)"),
+                    Err(b) if args.json => println!(
+                        "{}",
+                        serde_json::json!({"region": region, "ok": false, "seq": b.seq, "reason": b.reason})
+                    ),
+                    Err(b) => println!(
+                        "region {region}: the staff audit chain is broken at entry {}: {}",
+                        b.seq, b.reason
+                    ),
+                }
+                return Ok::<_, interlock_storage::StoreError>(v.is_err());
+            }
+            let mut after = 0;
+            loop {
+                let page = cell.staff_audit_entries(after, 500).await?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                for e in &page {
+                    if args.json {
+                        let mut v = serde_json::to_value(e).unwrap_or_default();
+                        v["region"] = serde_json::json!(region);
+                        println!("{v}");
+                    } else {
+                        println!(
+                            "{:>6}  {}  {:<22}  {}  {}",
+                            e.seq,
+                            crate::retention::rfc3339(e.created_at_ms),
+                            e.kind,
+                            e.staff_id.as_deref().unwrap_or("-"),
+                            serde_json::Value::Object(e.metadata.clone())
+                        );
+                    }
+                }
+            }
+            Ok(false)
+        }
+        .await;
+        cell.close().await;
+        if r? {
+            broken.push(region);
+        }
+    }
+    if !broken.is_empty() {
+        bail!("the staff audit chain is broken in {broken:?}");
+    }
+    Ok(())
 }

@@ -7,6 +7,7 @@
 //! running server refuses it from the next request on (the lookup is per request). `list`
 //! shows the devices of every region present in the data folder.
 
+use crate::retention::rfc3339;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -128,16 +129,6 @@ pub(crate) async fn open(store: &StoreArgs, region: Region) -> Result<(Cell, Pat
         .await
         .with_context(|| format!("opening region {region}"))?;
     Ok((cell, key_dir))
-}
-
-fn rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| ms.to_string())
 }
 
 /// Write a new file (never over an existing one) and sync it.

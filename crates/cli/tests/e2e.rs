@@ -2456,6 +2456,39 @@ async fn staff_device_issue_list_revoke() {
         "{}",
         again.text()
     );
+    // All of it is in the region's staff audit log, whose chain verifies.
+    let log = interlock(&["staff", "audit-log", "--data-dir", &dir, "--json"]);
+    assert!(log.ok(), "{}", log.text());
+    let kinds: Vec<String> = String::from_utf8_lossy(&log.stdout)
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("a JSON line");
+            assert_eq!(v["staff_id"], alice.as_str(), "{v}");
+            v["type"].as_str().expect("type").to_owned()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "staff.added",
+            "staff.passkey_added",
+            "staff.passkey_added",
+            "staff.passkey_removed",
+            "staff.passkey_removed",
+            "staff.device_issued",
+            "staff.device_revoked",
+            "staff.disabled",
+        ],
+        "{}",
+        log.text()
+    );
+    let verified = interlock(&["staff", "audit-log", "--data-dir", &dir, "--verify"]);
+    assert!(verified.ok(), "{}", verified.text());
+    assert!(
+        verified.text().contains("verifies (8 entries)"),
+        "{}",
+        verified.text()
+    );
 }
 
 /// `interlock access-review start|report`: a campaign over the region's staff, then its

@@ -187,6 +187,18 @@ pub fn leaf_hash(entry_canonical: &[u8]) -> [u8; 32] {
     digest32(ctx.finish())
 }
 
+/// Domain separation of the leaves of the region's staff audit chain.
+pub const STAFF_LEAF_LABEL: &[u8] = b"interlock.staff_audit.leaf.v1\n";
+
+/// `SHA-256("interlock.staff_audit.leaf.v1\n" || entry_canonical)`: a leaf of the staff audit
+/// chain (chained with [`chain_hash`] like the activity log's).
+pub fn staff_leaf_hash(entry_canonical: &[u8]) -> [u8; 32] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(STAFF_LEAF_LABEL);
+    ctx.update(entry_canonical);
+    digest32(ctx.finish())
+}
+
 /// `SHA-256("interlock.activity.chain.v1\n" || prev || u64_be(seq) || leaf)`.
 pub fn chain_hash(prev: &[u8; 32], seq: u64, leaf: &[u8; 32]) -> [u8; 32] {
     const L: usize = CHAIN_LABEL.len();

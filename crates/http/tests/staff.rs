@@ -32,6 +32,7 @@ store_tests!(
     passkeys_sign_staff_in_from_their_device,
     repeated_failures_lock_staff_sign_in,
     passkey_only_once_enrolled,
+    the_staff_audit_log_records_sign_ins,
 );
 
 /// A staff member with their own trusted device and a signed-in session.
@@ -752,6 +753,15 @@ impl Staff {
             .await
     }
 
+    /// Register a passkey with `key` (asserting it worked); the answer of the finish.
+    async fn register_passkey(&self, app: &TestApp, key: &mut Key, name: &str) -> Resp {
+        let start = self.start_registration(app).await;
+        let cred = key.register(&start);
+        let done = self.finish_registration(app, &start, name, cred).await;
+        assert_eq!(done.status, 201, "{:?}", done.body);
+        done
+    }
+
     /// Ask for a passkey sign-in challenge for `who` from this member's device.
     async fn challenge(&self, app: &TestApp, who: &str) -> Resp {
         let body = json!({"staff_id": who});
@@ -830,12 +840,9 @@ async fn passkeys_sign_staff_in_from_their_device(store: Store) {
         .finish_registration(&app, &start, "laptop touch id", cred)
         .await;
     assert_problem(&r, 401, "invalid_passkey");
-    let start = alice.start_registration(&app).await;
-    let cred = key.register(&start);
     let done = alice
-        .finish_registration(&app, &start, "laptop touch id", cred)
+        .register_passkey(&app, &mut key, "laptop touch id")
         .await;
-    assert_eq!(done.status, 201, "{:?}", done.body);
     let passkey_id = text(&done.body["id"]);
     let listed = alice
         .call(&app, Method::GET, "/v1/staff/passkeys", None)
@@ -1011,12 +1018,7 @@ async fn passkey_only_once_enrolled(store: Store) {
     // Signing in with TOTP works while there is no passkey (the helper does it).
     let alice = staff(&app, &clock, "alice@operator.example", StaffRole::Support).await;
     let mut key = Key::new(&app);
-    let start = alice.start_registration(&app).await;
-    let cred = key.register(&start);
-    let done = alice
-        .finish_registration(&app, &start, "touch id", cred)
-        .await;
-    assert_eq!(done.status, 201, "{:?}", done.body);
+    alice.register_passkey(&app, &mut key, "touch id").await;
     clock.set_offset(31_000);
     let body = json!({"staff_id": alice.id, "code": code(&alice.secret, &clock)});
     let path = "/v1/staff/sessions";
@@ -1025,6 +1027,93 @@ async fn passkey_only_once_enrolled(store: Store) {
     let ch = alice.challenge(&app, &alice.id).await;
     let r = alice.answer(&app, &ch, key.sign(&ch)).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
+}
+
+/// Sign-ins, failed sign-ins and passkeys are in the region's staff audit log, which only
+/// approvers read, page by page; its chain verifies.
+async fn the_staff_audit_log_records_sign_ins(store: Store) {
+    let (app, clock) = spawn(store).await;
+    let alice = staff(&app, &clock, "alice@operator.example", StaffRole::Support).await;
+    let bob = staff(&app, &clock, "bob@operator.example", StaffRole::Approver).await;
+    let right = code(&alice.secret, &clock);
+    let wrong = format!(
+        "{}{}",
+        if right.starts_with('0') { '1' } else { '0' },
+        &right[1..]
+    );
+    let body = json!({"staff_id": alice.id, "code": wrong});
+    let r = send(
+        &app,
+        &alice.client,
+        Method::POST,
+        "/v1/staff/sessions",
+        None,
+        Some(body),
+    )
+    .await;
+    assert_problem(&r, 401, "invalid_credentials");
+    let mut key = Key::new(&app);
+    alice.register_passkey(&app, &mut key, "touch id").await;
+
+    let path = "/v1/staff/audit-log";
+    let r = alice.call(&app, Method::GET, path, None).await;
+    assert_problem(&r, 403, "approver_required");
+    for bad in ["?limit=0", "?limit=501", "?after=-1"] {
+        let r = bob
+            .call(&app, Method::GET, &format!("{path}{bad}"), None)
+            .await;
+        assert_problem(&r, 422, "out_of_range");
+    }
+    let r = bob.call(&app, Method::GET, path, None).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let kinds: Vec<(String, String)> = r.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (text(&e["type"]), text(&e["staff_id"])))
+        .collect();
+    let has = |kind: &str, who: &str| kinds.iter().any(|(k, s)| k == kind && s == who);
+    for who in [&alice.id, &bob.id] {
+        assert!(has("staff.added", who), "{kinds:?}");
+        assert!(has("staff.device_issued", who), "{kinds:?}");
+        assert!(has("staff.signed_in", who), "{kinds:?}");
+    }
+    assert!(has("staff.passkey_added", &alice.id), "{kinds:?}");
+    assert!(has("staff.sign_in_failed", &alice.id), "{kinds:?}");
+    let first = |kind: &str| {
+        r.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["type"] == kind)
+            .unwrap()
+            .clone()
+    };
+    let failed = first("staff.sign_in_failed");
+    assert_eq!(failed["metadata"]["method"], "totp");
+    assert_eq!(failed["metadata"]["failures"], 1);
+    assert!(failed["metadata"]["locked_until_ms"].is_null());
+    assert_eq!(first("staff.signed_in")["metadata"]["method"], "totp");
+    let seqs: Vec<i64> = r.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    assert!(r.body["next_after"].is_null());
+    // Pages.
+    let r = bob
+        .call(&app, Method::GET, &format!("{path}?limit=2"), None)
+        .await;
+    assert_eq!(r.body["data"].as_array().unwrap().len(), 2);
+    assert_eq!(r.body["next_after"], 2);
+    let r = bob
+        .call(&app, Method::GET, &format!("{path}?after=2&limit=2"), None)
+        .await;
+    assert_eq!(r.body["data"][0]["seq"], 3);
+    let verified = app.cell(Region::Eu).verify_staff_audit().await.unwrap();
+    assert_eq!(verified, Ok(seqs.len() as i64));
 }
 
 const MARKER: &str = "yubikey-marker-5c1f0a";

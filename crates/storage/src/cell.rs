@@ -32,6 +32,7 @@ mod restore;
 mod retention;
 mod reviews;
 mod staff;
+mod staff_audit;
 mod staff_devices;
 mod staff_passkeys;
 mod subprocessors;
@@ -68,6 +69,7 @@ pub use reviews::{
     ReviewTotals, ReviewVerdict, Reviewer, review_totals,
 };
 pub use staff::{GrantPrincipal, STAFF_SESSION_MS, StaffGrant, StaffMember, StaffPrincipal};
+pub use staff_audit::{StaffAuditBreak, StaffAuditEntry};
 pub use staff_devices::StaffDevice;
 pub use staff_passkeys::{StaffCeremony, StoredStaffPasskey};
 pub use subprocessors::{
@@ -121,6 +123,8 @@ pub struct Cell {
     conversations: BoundedCache<(WorkspaceId, ConversationId), ConvMeta>,
     /// Erasures, recorded in the key folder apart from the backed-up data (see `ledger.rs`).
     ledger: Arc<crate::ledger::ErasureLedger>,
+    /// Serialises appends to the staff audit chain within this process.
+    staff_audit_lock: tokio::sync::Mutex<()>,
     /// When this process last wrote a workspace's `last_active_at`.
     touched: BoundedCache<WorkspaceId, i64>,
 }
@@ -282,6 +286,7 @@ impl Cell {
             subject_keys: BoundedCache::new(200_000),
             conversations: BoundedCache::new(200_000),
             ledger,
+            staff_audit_lock: tokio::sync::Mutex::new(()),
             touched: BoundedCache::new(100_000),
         })
     }

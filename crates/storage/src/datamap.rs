@@ -573,6 +573,12 @@ const STAFF_SESSION: Field = Field {
     ..STAFF
 };
 
+/// Base for the staff audit log (kept; pseudonymous ids and sealed bodies only).
+const STAFF_AUDIT: Field = Field {
+    erasure: Erasure::KeptPseudonymous,
+    ..STAFF
+};
+
 /// Base for staff passkey ceremonies (five minutes).
 const STAFF_CEREMONY: Field = Field {
     data_category: CREDENTIALS,
@@ -2565,6 +2571,64 @@ pub static DATA_MAP: &[Collection] = &[
             columns: &["staff_id"],
             unique: false,
         }],
+    },
+    Collection {
+        name: "staff_audit",
+        kind: CollectionKind::Table,
+        location: DB,
+        description: "The region's staff audit log: members added and disabled, sign-ins and failed sign-ins, passkeys, devices. One hash chain from genesis; entries sealed under the region's master key; kept as long as the operator keeps the region (`interlock staff audit-log --verify`).",
+        primary_key: &["seq"],
+        fields: &[
+            Field {
+                name: "seq",
+                data_category: SYS_OPS,
+                description: "Position in the chain (1, 2, …).",
+                ..STAFF_AUDIT
+            },
+            Field {
+                name: "id",
+                data_category: SYS_OPS,
+                description: "The entry id.",
+                ..STAFF_AUDIT
+            },
+            Field {
+                name: "type",
+                data_category: SYS_OPS,
+                description: "The event (`staff.signed_in`, …; docs/staff-access.md).",
+                ..STAFF_AUDIT
+            },
+            Field {
+                name: "created_at",
+                data_category: SYS_OPS,
+                description: "When it happened.",
+                ..STAFF_AUDIT
+            },
+            Field {
+                name: "staff_id",
+                description: "The staff member the entry is about (pseudonymous `sf_…`).",
+                ..STAFF_AUDIT
+            },
+            Field {
+                name: "body_ct",
+                encryption: Encryption::MasterKey,
+                description: "The entry (type, time, staff id, metadata such as the device serial or the reason of a failure), sealed.",
+                ..STAFF_AUDIT
+            },
+            Field {
+                name: "master_version",
+                data_category: SYS_OPS,
+                description: "The master key version the entry is sealed under.",
+                ..STAFF_AUDIT
+            },
+            Field {
+                name: "hash",
+                data_category: SYS_OPS,
+                encryption: Encryption::Sha256Hash,
+                description: "The chain hash after this entry (hex).",
+                ..STAFF_AUDIT
+            },
+        ],
+        indexes: &[],
     },
     Collection {
         name: "staff_ceremonies",

@@ -35,6 +35,7 @@ pub use cell::{
     ReviewCampaign, ReviewDecision, ReviewItem, ReviewItemKind, ReviewReport, ReviewSchedule,
     ReviewSweep, ReviewVerdict, Reviewer,
 };
+pub use cell::{StaffAuditBreak, StaffAuditEntry};
 pub use cell::{StaffCeremony, StoredStaffPasskey};
 pub use db::{Backend, Writer, WriterStats};
 pub use ledger::{ErasureLedger, ErasureRecord};

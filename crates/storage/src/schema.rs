@@ -619,6 +619,18 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             // locked with exponential back-off, whatever the method.
             "ALTER TABLE staff ADD COLUMN failed_sign_ins BIGINT NOT NULL DEFAULT 0",
             "ALTER TABLE staff ADD COLUMN sign_in_locked_until BIGINT",
+            // The region's staff audit log: one hash chain, entries sealed under the master
+            // key (sign-ins, failures, passkeys, devices, members added and disabled).
+            "CREATE TABLE staff_audit (
+                seq BIGINT PRIMARY KEY,
+                id TEXT NOT NULL,
+                type TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                staff_id TEXT,
+                body_ct {BYTES} NOT NULL,
+                master_version BIGINT NOT NULL,
+                hash TEXT NOT NULL
+            )",
         ],
     ),
 ];

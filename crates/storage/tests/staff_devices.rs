@@ -6,7 +6,7 @@
 
 mod common;
 
-cell_tests!(devices, staff_auth_expiry, sign_in_lock);
+cell_tests!(devices, staff_auth_expiry, sign_in_lock, staff_audit_chain);
 
 use interlock_crypto::DeviceCa;
 use interlock_domain::Region;
@@ -230,7 +230,7 @@ async fn sign_in_lock(cell: Cell, _dir: &std::path::Path) {
     staff_row(&cell, alice.as_str(), None).await;
     let t = 1_000_000;
     for i in 0..4 {
-        cell.record_staff_sign_in_failure(&alice, t + i)
+        cell.record_staff_sign_in_failure(&alice, "totp", "0a", t + i)
             .await
             .unwrap();
         assert_eq!(
@@ -238,7 +238,9 @@ async fn sign_in_lock(cell: Cell, _dir: &std::path::Path) {
             None
         );
     }
-    cell.record_staff_sign_in_failure(&alice, t).await.unwrap();
+    cell.record_staff_sign_in_failure(&alice, "totp", "0a", t)
+        .await
+        .unwrap();
     assert_eq!(
         cell.staff_sign_in_locked(&alice, t).await.unwrap(),
         Some(t + 1000)
@@ -253,7 +255,7 @@ async fn sign_in_lock(cell: Cell, _dir: &std::path::Path) {
         cell.staff_sign_in_locked(&alice, t + 1000).await.unwrap(),
         None
     );
-    cell.record_staff_sign_in_failure(&alice, t + 1000)
+    cell.record_staff_sign_in_failure(&alice, "totp", "0a", t + 1000)
         .await
         .unwrap();
     assert_eq!(
@@ -262,7 +264,9 @@ async fn sign_in_lock(cell: Cell, _dir: &std::path::Path) {
     );
     // Many failures: the lock stops growing at 15 minutes.
     for _ in 0..30 {
-        cell.record_staff_sign_in_failure(&alice, t).await.unwrap();
+        cell.record_staff_sign_in_failure(&alice, "totp", "0a", t)
+            .await
+            .unwrap();
     }
     assert_eq!(
         cell.staff_sign_in_locked(&alice, t).await.unwrap(),
@@ -277,7 +281,7 @@ async fn sign_in_lock(cell: Cell, _dir: &std::path::Path) {
     );
     // Reset: four more failures lock nothing.
     for _ in 0..4 {
-        cell.record_staff_sign_in_failure(&alice, later)
+        cell.record_staff_sign_in_failure(&alice, "totp", "0a", later)
             .await
             .unwrap();
     }
@@ -285,5 +289,100 @@ async fn sign_in_lock(cell: Cell, _dir: &std::path::Path) {
         cell.staff_sign_in_locked(&alice, later).await.unwrap(),
         None
     );
+    cell.close().await;
+}
+
+/// The staff audit chain: entries open with their metadata, verification counts them, and a
+/// changed hash, a removed entry or a body moved to another row breaks it at that place.
+async fn staff_audit_chain(cell: Cell, _dir: &std::path::Path) {
+    assert_eq!(cell.verify_staff_audit().await.unwrap(), Ok(0));
+    for (i, kind) in [
+        "staff.added",
+        "staff.signed_in",
+        "staff.sign_in_failed",
+        "staff.disabled",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut meta = serde_json::Map::new();
+        meta.insert("n".into(), serde_json::json!(i));
+        cell.staff_audit(kind, Some("sf_alice"), meta, 1_000 + i as i64)
+            .await
+            .unwrap();
+    }
+    let all = cell.staff_audit_entries(0, 100).await.unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[1].seq, 2);
+    assert_eq!(all[1].kind, "staff.signed_in");
+    assert_eq!(all[1].staff_id.as_deref(), Some("sf_alice"));
+    assert_eq!(all[1].metadata["n"], 1);
+    assert_eq!(all[1].created_at_ms, 1_001);
+    assert_eq!(cell.staff_audit_entries(2, 1).await.unwrap()[0].seq, 3);
+    assert_eq!(cell.verify_staff_audit().await.unwrap(), Ok(4));
+
+    let hash_of = |seq: i64| {
+        let pool = cell.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT hash FROM staff_audit WHERE seq = $1")
+                .bind(seq)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let exec = |sql: &'static str, a: i64, b: Option<String>| {
+        let pool = cell.pool().clone();
+        async move {
+            let q = sqlx::query(sql).bind(a);
+            let q = match b {
+                Some(b) => q.bind(b),
+                None => q,
+            };
+            q.execute(&pool).await.unwrap();
+        }
+    };
+    // A changed hash.
+    let h2 = hash_of(2).await;
+    exec(
+        "UPDATE staff_audit SET hash = $2 WHERE seq = $1",
+        2,
+        Some("00".repeat(32)),
+    )
+    .await;
+    let broken = cell.verify_staff_audit().await.unwrap().unwrap_err();
+    assert_eq!(broken.seq, 2, "{broken:?}");
+    exec(
+        "UPDATE staff_audit SET hash = $2 WHERE seq = $1",
+        2,
+        Some(h2),
+    )
+    .await;
+    assert_eq!(cell.verify_staff_audit().await.unwrap(), Ok(4));
+    // A body moved to another row does not open there.
+    let body1: Vec<u8> = sqlx::query_scalar("SELECT body_ct FROM staff_audit WHERE seq = 1")
+        .fetch_one(cell.pool())
+        .await
+        .unwrap();
+    let body3: Vec<u8> = sqlx::query_scalar("SELECT body_ct FROM staff_audit WHERE seq = 3")
+        .fetch_one(cell.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE staff_audit SET body_ct = $1 WHERE seq = 3")
+        .bind(body1)
+        .execute(cell.pool())
+        .await
+        .unwrap();
+    let broken = cell.verify_staff_audit().await.unwrap().unwrap_err();
+    assert_eq!(broken.seq, 3, "{broken:?}");
+    sqlx::query("UPDATE staff_audit SET body_ct = $1 WHERE seq = 3")
+        .bind(body3)
+        .execute(cell.pool())
+        .await
+        .unwrap();
+    // A removed entry.
+    exec("DELETE FROM staff_audit WHERE seq = $1", 2, None).await;
+    let broken = cell.verify_staff_audit().await.unwrap().unwrap_err();
+    assert_eq!((broken.seq, broken.reason), (2, "an entry is missing"));
     cell.close().await;
 }

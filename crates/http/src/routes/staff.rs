@@ -259,7 +259,10 @@ pub async fn sign_in(
         .staff_sign_in(&id, &body.code, &device.serial, now)
         .await?
     else {
-        device.cell.record_staff_sign_in_failure(&id, now).await?;
+        device
+            .cell
+            .record_staff_sign_in_failure(&id, "totp", &device.serial, now)
+            .await?;
         return Err(BAD);
     };
     let member = device.cell.get_staff(&id).await?;
@@ -619,6 +622,72 @@ pub async fn put_settings(
 }
 
 /// The staff routes and the workspace side of staff access.
+/// `after` (a sequence number) and `limit` (1–500, default 100).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    pub after: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+/// A page of the region's staff audit log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StaffAuditPage {
+    pub object: &'static str,
+    /// Oldest first: `seq`, `id`, `type`, `created_at_ms`, `staff_id`, `metadata`.
+    #[schema(value_type = Vec<Object>)]
+    pub data: Vec<interlock_storage::StaffAuditEntry>,
+    /// Pass as `after` for the next page; `null` at the end.
+    pub next_after: Option<i64>,
+}
+
+/// The region's staff audit log (approver role): members added and disabled, sign-ins and
+/// failed sign-ins, passkeys, devices — one hash chain, checked by `interlock staff audit-log
+/// --verify`.
+#[utoipa::path(get, path = "/v1/staff/audit-log", tag = "staff",
+    params(AuditQuery),
+    responses((status = 200, body = StaffAuditPage),
+        (status = 403, description = "`approver_required`"),
+        (status = 422, description = "`out_of_range`")),
+    security(("staff_session" = [])))]
+pub async fn audit_log(
+    auth: StaffAuth,
+    crate::extract::Query(q): crate::extract::Query<AuditQuery>,
+) -> Result<Json<StaffAuditPage>, ApiError> {
+    if !auth.principal.role.can_approve() {
+        return Err(ApiError::Forbidden {
+            code: "approver_required",
+            detail: "only staff members with the approver role read the staff audit log",
+        });
+    }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) || q.after.is_some_and(|a| a < 0) {
+        return Err(ApiError::Invalid {
+            code: "out_of_range",
+            field: Some(
+                if (1..=500).contains(&limit) {
+                    "after"
+                } else {
+                    "limit"
+                }
+                .into(),
+            ),
+            detail: "limit is 1–500 and after a sequence number (0 or more)".into(),
+        });
+    }
+    let data = auth
+        .cell
+        .staff_audit_entries(q.after.unwrap_or(0), limit + 1)
+        .await?;
+    let more = data.len() as i64 > limit;
+    let data: Vec<_> = data.into_iter().take(limit as usize).collect();
+    Ok(Json(StaffAuditPage {
+        object: "list",
+        next_after: more.then(|| data.last().map(|e| e.seq)).flatten(),
+        data,
+    }))
+}
+
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/staff/sessions", post(sign_in))
@@ -627,6 +696,7 @@ pub fn routes() -> Router<Arc<AppState>> {
             axum::routing::delete(sign_out),
         )
         .route("/v1/staff/me", get(me))
+        .route("/v1/staff/audit-log", get(audit_log))
         .route("/v1/staff/access-requests", post(request_access).get(list))
         .route("/v1/staff/access-requests/{id}", get(get_one))
         .route("/v1/staff/access-requests/{id}/approve", post(approve))

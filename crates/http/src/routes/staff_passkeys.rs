@@ -240,7 +240,10 @@ pub async fn login(
     let now = state.clock.now_ms();
     not_locked(&device.cell, me, now).await?;
     let Some(result) = authenticated(&state.webauthn, &credential, &ceremony.state)? else {
-        device.cell.record_staff_sign_in_failure(me, now).await?;
+        device
+            .cell
+            .record_staff_sign_in_failure(me, "passkey", &device.serial, now)
+            .await?;
         return Err(BAD_CEREMONY);
     };
     // Keep the signature counter current (clone detection).

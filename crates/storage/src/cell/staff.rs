@@ -153,6 +153,13 @@ impl Cell {
                 ],
             )])
             .await?;
+        self.staff_audit(
+            "staff.added",
+            Some(id.as_str()),
+            super::staff_audit::meta(json!({ "role": role.as_str() })),
+            now,
+        )
+        .await?;
         Ok((
             StaffMember {
                 id,
@@ -217,7 +224,14 @@ impl Cell {
                     vec![Arg::Text(id.to_string())],
                 ),
             ])
-            .await
+            .await?;
+        self.staff_audit(
+            "staff.disabled",
+            Some(id.as_str()),
+            serde_json::Map::new(),
+            at_ms,
+        )
+        .await
     }
 
     /// Change a staff member's role (an access review taking approver rights away).
@@ -228,6 +242,13 @@ impl Cell {
                 Arg::Text(id.to_string()),
                 Arg::Text(role.as_str().to_owned()),
             ],
+        )
+        .await?;
+        self.staff_audit(
+            "staff.role_changed",
+            Some(id.as_str()),
+            super::staff_audit::meta(json!({ "role": role.as_str() })),
+            crate::now_ms(),
         )
         .await
     }
@@ -284,10 +305,31 @@ impl Cell {
             ])
             .await;
         match r {
-            Ok(()) => Ok(Some(token)),
+            Ok(()) => {
+                self.staff_signed_in(id, "totp", device_serial, now_ms)
+                    .await?;
+                Ok(Some(token))
+            }
             Err(StoreError::NotFound) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// The audit entry of a successful sign-in.
+    pub(super) async fn staff_signed_in(
+        &self,
+        id: &StaffId,
+        method: &str,
+        device_serial: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.staff_audit(
+            "staff.signed_in",
+            Some(id.as_str()),
+            super::staff_audit::meta(json!({ "method": method, "device_serial": device_serial })),
+            now_ms,
+        )
+        .await
     }
 
     /// The insert of a new session (8 hours, bound to the device); it fails with `NotFound`
@@ -333,6 +375,8 @@ impl Cell {
     pub async fn record_staff_sign_in_failure(
         &self,
         id: &StaffId,
+        method: &str,
+        device_serial: &str,
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let failures: Option<i64> =
@@ -358,7 +402,19 @@ impl Cell {
                     Arg::Int(lock_ms),
                 ],
             )])
-            .await
+            .await?;
+        self.staff_audit(
+            "staff.sign_in_failed",
+            Some(id.as_str()),
+            super::staff_audit::meta(json!({
+                "method": method,
+                "device_serial": device_serial,
+                "failures": failures,
+                "locked_until_ms": (lock_ms > 0).then_some(now_ms + lock_ms),
+            })),
+            now_ms,
+        )
+        .await
     }
 
     /// The staff member behind a session token presented from `device_serial`; `None` when

@@ -82,6 +82,16 @@ impl Cell {
         )
         .expect(1);
         self.writer.write(vec![stmt]).await?;
+        self.staff_audit(
+            "staff.device_issued",
+            Some(&record.staff_id),
+            super::staff_audit::meta(serde_json::json!({
+                "serial": record.serial,
+                "expires_at_ms": record.expires_at,
+            })),
+            now_ms(),
+        )
+        .await?;
         Ok(record)
     }
 
@@ -94,7 +104,17 @@ impl Cell {
         )
         .expect(1);
         match self.writer.write(vec![stmt]).await {
-            Ok(()) => Ok(true),
+            Ok(()) => {
+                let owner = self.staff_device(serial).await?.map(|d| d.staff_id);
+                self.staff_audit(
+                    "staff.device_revoked",
+                    owner.as_deref(),
+                    super::staff_audit::meta(serde_json::json!({ "serial": serial })),
+                    now_ms(),
+                )
+                .await?;
+                Ok(true)
+            }
             Err(StoreError::NotFound) => Ok(false),
             Err(e) => Err(e),
         }

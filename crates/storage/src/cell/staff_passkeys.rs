@@ -63,6 +63,13 @@ impl Cell {
                 .expect(1),
             ])
             .await?;
+        self.staff_audit(
+            "staff.passkey_added",
+            Some(staff.as_str()),
+            super::staff_audit::meta(serde_json::json!({ "passkey_id": id.as_str() })),
+            now,
+        )
+        .await?;
         Ok((id, now))
     }
 
@@ -141,6 +148,13 @@ impl Cell {
         self.exactly_one(
             "DELETE FROM staff_passkeys WHERE staff_id = $1 AND id = $2",
             vec![Arg::Text(staff.to_string()), Arg::Text(id.to_string())],
+        )
+        .await?;
+        self.staff_audit(
+            "staff.passkey_removed",
+            Some(staff.as_str()),
+            super::staff_audit::meta(serde_json::json!({ "passkey_id": id.as_str() })),
+            now_ms(),
         )
         .await
     }
@@ -239,7 +253,11 @@ impl Cell {
             ])
             .await;
         match r {
-            Ok(()) => Ok(Some(token)),
+            Ok(()) => {
+                self.staff_signed_in(staff, "passkey", device_serial, now_ms)
+                    .await?;
+                Ok(Some(token))
+            }
             Err(StoreError::NotFound) => Ok(None),
             Err(e) => Err(e),
         }
