@@ -72,6 +72,10 @@ pub struct AuditLogArgs {
     /// where it is broken.
     #[arg(long)]
     pub verify: bool,
+    /// With --verify: a head recorded earlier (`SEQ:HASH`, as --verify prints it) that the
+    /// chain must still contain; catches a chain rewritten with recomputed hashes.
+    #[arg(long, requires = "verify")]
+    pub expect: Option<String>,
     /// Print JSON (entries as JSON lines; with --verify one object).
     #[arg(long)]
     pub json: bool,
@@ -269,18 +273,47 @@ pub async fn remove_passkeys(args: RemovePasskeysArgs) -> Result<()> {
 
 /// Print the region's staff audit log, or verify its chain.
 pub async fn audit_log(args: AuditLogArgs) -> Result<()> {
+    let expect = match args.expect.as_deref() {
+        None => None,
+        Some(e) => {
+            let (seq, hash) = e
+                .split_once(':')
+                .and_then(|(s, h)| Some((s.parse::<i64>().ok()?, h.to_ascii_lowercase())))
+                .filter(|(s, h)| *s > 0 && h.len() == 64)
+                .ok_or_else(|| anyhow::anyhow!("--expect: SEQ:HASH, as --verify prints it"))?;
+            Some((seq, hash))
+        }
+    };
     let mut broken = Vec::new();
     for region in regions(&args.store, args.region)? {
         let (cell, _) = open(&args.store, region).await?;
         let r = async {
             if args.verify {
-                let v = cell.verify_staff_audit().await?;
+                let mut v = cell.verify_staff_audit().await?;
+                if let (Ok(_), Some((seq, hash))) = (&v, &expect)
+                    && cell.staff_audit_hash_at(*seq).await?.as_deref() != Some(hash.as_str())
+                {
+                    v = Err(interlock_storage::StaffAuditBreak {
+                        seq: *seq,
+                        reason: "the chain no longer holds the expected head",
+                    });
+                }
+                let head = match &v {
+                    Ok(n) if *n > 0 => cell
+                        .staff_audit_hash_at(*n)
+                        .await?
+                        .map(|h| format!("{n}:{h}")),
+                    _ => None,
+                };
                 match &v {
                     Ok(n) if args.json => println!(
                         "{}",
-                        serde_json::json!({"region": region, "ok": true, "entries": n})
+                        serde_json::json!({"region": region, "ok": true, "entries": n, "head": head})
                     ),
-                    Ok(n) => println!("region {region}: the staff audit chain verifies ({n} entries)"),
+                    Ok(n) => println!(
+                        "region {region}: the staff audit chain verifies ({n} entries); head {}",
+                        head.as_deref().unwrap_or("(empty)")
+                    ),
                     Err(b) if args.json => println!(
                         "{}",
                         serde_json::json!({"region": region, "ok": false, "seq": b.seq, "reason": b.reason})

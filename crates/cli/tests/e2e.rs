@@ -2489,6 +2489,33 @@ async fn staff_device_issue_list_revoke() {
         "{}",
         verified.text()
     );
+    // The head it prints, kept elsewhere, is checked later; a different one is not there.
+    let head = verified
+        .text()
+        .split("head ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .expect("a head")
+        .to_owned();
+    assert!(head.starts_with("8:"), "{head}");
+    let audit = |expect: &str| {
+        interlock(&[
+            "staff",
+            "audit-log",
+            "--data-dir",
+            &dir,
+            "--verify",
+            "--expect",
+            expect,
+        ])
+    };
+    let r = audit(&head);
+    assert!(r.ok(), "{}", r.text());
+    let r = audit(&format!("3:{}", "0".repeat(64)));
+    assert!(!r.ok(), "{}", r.text());
+    assert!(r.text().contains("no longer holds"), "{}", r.text());
+    let r = audit("three");
+    assert!(!r.ok() && r.text().contains("--expect"), "{}", r.text());
 }
 
 /// `interlock access-review start|report`: a campaign over the region's staff, then its

@@ -198,6 +198,16 @@ impl Cell {
         Ok((entry, col(row, "hash")?))
     }
 
+    /// The stored chain hash after entry `seq` (hex), if there is such an entry: with an
+    /// earlier copy of it, a rewritten chain is caught even when every hash was recomputed.
+    pub async fn staff_audit_hash_at(&self, seq: i64) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT hash FROM staff_audit WHERE seq = $1")
+            .bind(seq)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::Db)
+    }
+
     /// Walk the whole chain from genesis: `Ok(n)` with the number of entries when every entry
     /// opens and every hash follows from the one before; otherwise where it breaks.
     pub async fn verify_staff_audit(&self) -> Result<Result<i64, StaffAuditBreak>, StoreError> {
