@@ -174,25 +174,9 @@ async fn approvers_review_and_the_deadline_revokes(store: Store) {
     let r = call(&app, &sue.client, Method::POST, path, Some(&sue_t), None).await;
     assert_problem(&r, 403, "approver_required");
 
-    // The customer subscribes to the campaign's start (the receiver's host is a registered
-    // sub-processor of the region, as every outbound destination must be).
-    let sp = app
-        .post(
-            "/v1/operator/subprocessors",
-            &app.operator,
-            json!({"name": "Pager", "purpose": "Alerts", "data_categories": ["system.operations"],
-                "regions": ["eu"], "hosts": ["127.0.0.1"], "deletion_notice_url": "http://127.0.0.1:9/erasure"}),
-        )
+    // The customer subscribes to the campaign's start.
+    app.subscribe_unreachable(&token, "access_review.started")
         .await;
-    assert_eq!(sp.status, 201, "{:?}", sp.body);
-    let hook = app
-        .post(
-            "/v1/webhooks",
-            &token,
-            json!({"url": "http://127.0.0.1:9/hook", "events": ["access_review.started"]}),
-        )
-        .await;
-    assert_eq!(hook.status, 201, "{:?}", hook.body);
 
     // Start one now: staff and the workspace's admins, not its agent.
     let r = call(&app, &ann.client, Method::POST, path, Some(&ann_t), None).await;

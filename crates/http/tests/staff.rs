@@ -512,25 +512,9 @@ async fn break_glass_needs_a_second_person(store: Store) {
     let path = format!("/v1/contacts/{contact}");
     let body = json!({"workspace_id": ws, "permissions": ["contacts.read"],
         "reason": "outage", "ticket": "INC-9", "duration_s": 7200});
-    // The customer subscribes to break-glass webhooks (the receiver's host is a registered
-    // sub-processor of the region, as every outbound destination must be).
-    let sp = app
-        .post(
-            "/v1/operator/subprocessors",
-            &app.operator,
-            json!({"name": "Pager", "purpose": "On-call alerts", "data_categories": ["system.operations"],
-                "regions": ["eu"], "hosts": ["127.0.0.1"], "deletion_notice_url": "http://127.0.0.1:9/erasure"}),
-        )
+    // The customer subscribes to break-glass webhooks.
+    app.subscribe_unreachable(&token, "staff_access.break_glass")
         .await;
-    assert_eq!(sp.status, 201, "{:?}", sp.body);
-    let hook = app
-        .post(
-            "/v1/webhooks",
-            &token,
-            json!({"url": "http://127.0.0.1:9/hook", "events": ["staff_access.break_glass"]}),
-        )
-        .await;
-    assert_eq!(hook.status, 201, "{:?}", hook.body);
 
     // Starts at once, with a high-severity entry.
     let first = alice

@@ -313,37 +313,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 // ------------------------------------------------------------------ shared set-up
 
-/// Each test below, on SQLite and on a fresh PostgreSQL database.
-macro_rules! store_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let backend = interlock_storage::Backend::Sqlite {
-                        path: dir.path().join("eu.db"),
-                    };
-                    super::$name(backend, dir.path()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let db = super::common::PgDb::create("ret").await;
-                    let backend = interlock_storage::Backend::Postgres { url: db.url.clone() };
-                    super::$name(backend, dir.path()).await;
-                    db.drop().await;
-                }
-            )*
-        }
-    };
-}
-
-store_tests!(
+backend_tests!(
     visitor_batches_keep_a_visitor_seen_meanwhile,
     budgets_and_batches_larger_than_one_transaction,
     expired_rows_go_and_fresh_rows_stay,

@@ -36,36 +36,7 @@ async fn open(backend: Backend, dir: &std::path::Path) -> Cell {
     .unwrap()
 }
 
-macro_rules! both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let backend = interlock_storage::Backend::Sqlite {
-                        path: dir.path().join("eu.db"),
-                    };
-                    super::$name(backend, dir.path()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let db = crate::common::PgDb::create("reviews").await;
-                    let url = db.url.clone();
-                    super::$name(interlock_storage::Backend::Postgres { url }, dir.path()).await;
-                    db.drop().await;
-                }
-            )*
-        }
-    };
-}
-
-both_stores!(
+backend_tests!(
     a_campaign_lists_holders_and_reviewers_decide,
     the_deadline_revokes_what_nobody_reviewed,
 );

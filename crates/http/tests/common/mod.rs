@@ -325,6 +325,29 @@ impl TestApp {
         self.anon(Method::POST, "/v1/auth/login", body).await
     }
 
+    /// Subscribe the workspace of `token` to `event` at a plain-http address nothing listens
+    /// on (the test sets `outbound.allow_insecure_http`), after registering its host as a
+    /// sub-processor of the EU region, as every outbound destination must be.
+    pub async fn subscribe_unreachable(&self, token: &str, event: &str) {
+        let sp = self
+            .post(
+                "/v1/operator/subprocessors",
+                &self.operator,
+                json!({"name": "Pager", "purpose": "Alerts", "data_categories": ["system.operations"],
+                    "regions": ["eu"], "hosts": ["127.0.0.1"], "deletion_notice_url": "http://127.0.0.1:9/erasure"}),
+            )
+            .await;
+        assert_eq!(sp.status, 201, "{:?}", sp.body);
+        let hook = self
+            .post(
+                "/v1/webhooks",
+                token,
+                json!({"url": "http://127.0.0.1:9/hook", "events": [event]}),
+            )
+            .await;
+        assert_eq!(hook.status, 201, "{:?}", hook.body);
+    }
+
     pub async fn sign_in(&self, ws: &str, email: &str) -> Session {
         let r = self.login(ws, email, None).await;
         assert_eq!(r.status, 200, "{:?}", r.body);

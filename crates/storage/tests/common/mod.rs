@@ -81,10 +81,42 @@ macro_rules! cell_tests {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let dir = tempfile::tempdir().unwrap();
-                    let db = $crate::common::PgDb::create(stringify!($name)).await;
+                    let db = $crate::common::PgDb::create("st").await;
                     let backend = interlock_storage::Backend::Postgres { url: db.url.clone() };
                     let cell = $crate::common::open_cell(backend, dir.path()).await;
                     super::$name(cell, dir.path()).await;
+                    db.drop().await;
+                }
+            )*
+        }
+    };
+}
+
+/// Run each `async fn name(backend: Backend, dir: &Path)` (tests that open, close and reopen
+/// their own cells) on SQLite and on PostgreSQL, as `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let backend = interlock_storage::Backend::Sqlite {
+                        path: dir.path().join("eu.db"),
+                    };
+                    super::$name(backend, dir.path()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let db = $crate::common::PgDb::create("st").await;
+                    let backend = interlock_storage::Backend::Postgres { url: db.url.clone() };
+                    super::$name(backend, dir.path()).await;
                     db.drop().await;
                 }
             )*
