@@ -59,35 +59,21 @@ pub async fn open_cell(
 }
 
 /// Run each `async fn name(cell: Cell, dir: &Path)` on SQLite and on PostgreSQL (a database of
-/// its own, dropped afterwards), as `sqlite::name` and `postgres::name`.
+/// its own, dropped afterwards), as `cells::sqlite::name` and `cells::postgres::name`.
 #[macro_export]
 macro_rules! cell_tests {
     ($($name:ident),* $(,)?) => {
-        mod sqlite {
+        mod cells {
             $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let backend = interlock_storage::Backend::Sqlite {
-                        path: dir.path().join("eu.db"),
-                    };
-                    let cell = $crate::common::open_cell(backend, dir.path()).await;
-                    super::$name(cell, dir.path()).await;
+                pub(super) async fn $name(
+                    backend: interlock_storage::Backend,
+                    dir: &std::path::Path,
+                ) {
+                    let cell = $crate::common::open_cell(backend, dir).await;
+                    super::$name(cell, dir).await;
                 }
             )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let db = $crate::common::PgDb::create("st").await;
-                    let backend = interlock_storage::Backend::Postgres { url: db.url.clone() };
-                    let cell = $crate::common::open_cell(backend, dir.path()).await;
-                    super::$name(cell, dir.path()).await;
-                    db.drop().await;
-                }
-            )*
+            $crate::backend_tests!($($name),*);
         }
     };
 }
