@@ -17,9 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Resp, Store, TestApp, assert_problem};
-use interlock_crypto::DeviceCa;
 use interlock_crypto::totp::TotpSecret;
-use interlock_domain::{Email, Region, StaffRole};
+use interlock_domain::{Region, StaffRole};
 use interlock_storage::{Clock, OffsetClock};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -34,21 +33,8 @@ struct Staff {
 }
 
 async fn staff(app: &TestApp, email: &str, role: StaffRole) -> Staff {
-    let cell = app.cell(Region::Eu);
-    let (m, totp) = cell
-        .add_staff(&Email::parse(email).unwrap(), role)
-        .await
-        .unwrap();
-    let device = DeviceCa::open_or_create(&app.settings.key_dir(), Region::Eu)
-        .unwrap()
-        .issue(m.id.as_str(), "laptop", 30)
-        .unwrap();
-    cell.register_staff_device(&device).await.unwrap();
-    Staff {
-        id: m.id.to_string(),
-        client: app.client_with_certificate(&device.cert_pem, &device.key_pem),
-        totp,
-    }
+    let (id, client, totp) = app.staff_with_device(email, role).await;
+    Staff { id, client, totp }
 }
 
 /// A request through `client`, with an optional bearer token and JSON body.

@@ -18,9 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Resp, Store, TestApp, assert_problem, text};
-use interlock_crypto::DeviceCa;
 use interlock_crypto::totp::TotpSecret;
-use interlock_domain::{Email, Region, StaffRole};
+use interlock_domain::{Region, StaffRole};
 use interlock_storage::{Clock, OffsetClock};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -60,30 +59,20 @@ fn code(secret: &TotpSecret, clock: &dyn Clock) -> String {
 
 /// Add a staff member, issue and register their device, sign them in.
 async fn staff(app: &TestApp, clock: &dyn Clock, email: &str, role: StaffRole) -> Staff {
-    let cell = app.cell(Region::Eu);
-    let (member, secret) = cell
-        .add_staff(&Email::parse(email).unwrap(), role)
-        .await
-        .unwrap();
-    let device = DeviceCa::open_or_create(&app.settings.key_dir(), Region::Eu)
-        .unwrap()
-        .issue(member.id.as_str(), "laptop", 30)
-        .unwrap();
-    cell.register_staff_device(&device).await.unwrap();
-    let client = app.client_with_certificate(&device.cert_pem, &device.key_pem);
+    let (id, client, secret) = app.staff_with_device(email, role).await;
     let r = send(
         app,
         &client,
         Method::POST,
         "/v1/staff/sessions",
         None,
-        Some(json!({"staff_id": member.id.as_str(), "code": code(&secret, clock)})),
+        Some(json!({"staff_id": id, "code": code(&secret, clock)})),
     )
     .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     assert_eq!(r.body["role"], role.as_str());
     Staff {
-        id: member.id.to_string(),
+        id,
         client,
         session: text(&r.body["token"]),
         secret,

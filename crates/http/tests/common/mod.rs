@@ -348,6 +348,28 @@ impl TestApp {
         assert_eq!(hook.status, 201, "{:?}", hook.body);
     }
 
+    /// Add an EU staff member with a registered device: their id, a client presenting the
+    /// device certificate, and their TOTP secret.
+    pub async fn staff_with_device(
+        &self,
+        email: &str,
+        role: interlock_domain::StaffRole,
+    ) -> (String, reqwest::Client, interlock_crypto::totp::TotpSecret) {
+        let cell = self.cell(Region::Eu);
+        let (member, secret) = cell
+            .add_staff(&interlock_domain::Email::parse(email).unwrap(), role)
+            .await
+            .unwrap();
+        let device =
+            interlock_crypto::DeviceCa::open_or_create(&self.settings.key_dir(), Region::Eu)
+                .unwrap()
+                .issue(member.id.as_str(), "laptop", 30)
+                .unwrap();
+        cell.register_staff_device(&device).await.unwrap();
+        let client = self.client_with_certificate(&device.cert_pem, &device.key_pem);
+        (member.id.to_string(), client, secret)
+    }
+
     pub async fn sign_in(&self, ws: &str, email: &str) -> Session {
         let r = self.login(ws, email, None).await;
         assert_eq!(r.status, 200, "{:?}", r.body);
